@@ -1,0 +1,1 @@
+"""Corral: one control plane for every agent runtime."""
