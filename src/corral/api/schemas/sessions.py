@@ -1,0 +1,84 @@
+"""Sessions, their events and approvals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from corral.api.schemas.common import Input, Output
+from corral.domain.events import ApprovalDecision
+from corral.domain.states import SessionState
+
+Text = Field(min_length=1, max_length=200_000)
+
+
+class SessionCreate(Input):
+    agent_id: str = Field(min_length=1, max_length=40)
+    input: str | None = Field(default=None, min_length=1, max_length=200_000)
+    title: str | None = Field(default=None, max_length=500)
+
+
+class MessageCreate(Input):
+    text: str = Text
+
+
+class ApprovalResolve(Input):
+    decision: ApprovalDecision
+    message: str | None = Field(default=None, max_length=10_000)
+
+
+class Session(Output):
+    id: str
+    agent_id: str
+    agent_version: int
+    runtime_id: str
+    team_id: str
+    user_id: str | None
+    native_session_id: str | None
+    state: SessionState
+    stop_reason: str | None
+    title: str | None
+    turns: int
+    last_seq: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    error: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime
+
+
+class TurnAccepted(Output):
+    session_id: str
+    turn_id: str
+    input_id: str
+    state: SessionState
+
+
+class Event(Output):
+    session_id: str
+    seq: int
+    type: str
+    ts: datetime
+    data: dict[str, Any]
+    turn_id: str | None
+    native_type: str | None
+
+
+class Approval(Output):
+    id: str
+    session_id: str
+    turn_id: str | None
+    call_id: str | None
+    name: str | None
+    input: Any
+    choices: list[str]
+    status: str
+    decision: str | None
+    message: str | None
+    resolved_by: str | None
+    created_at: datetime
+    resolved_at: datetime | None

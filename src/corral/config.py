@@ -1,0 +1,26 @@
+"""Settings, from ``CORRAL_*`` environment variables (and a ``.env`` file if present)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CORRAL_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./.corral/corral.db"
+    master_key: str | None = Field(default=None, repr=False)
+    key_file: Path = Path(".corral/master.key")
+    host: str = "127.0.0.1"
+    port: int = 8700
+    auto_migrate: bool = True
+    bootstrap_org: str = "default"
+    bootstrap_admin_email: str = "admin@corral.local"
+    max_body_bytes: int = 1_048_576
+    sse_heartbeat_seconds: float = 15.0
+    pump_grace_seconds: float = 3.0
+    pump_silence_seconds: float = 30.0
+    log_level: str = "info"

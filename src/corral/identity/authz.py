@@ -1,0 +1,105 @@
+"""Who may do what: the one place authorization is decided.
+
+Routes declare the action they perform (``require(Action.X)``); services pass the resource's team
+when they have loaded it. A resource of another team is reported as *not found*, never forbidden,
+so ids do not leak across teams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from corral.domain.errors import Forbidden, NotFound
+from corral.domain.roles import Role, at_least
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    user_id: str
+    org_id: str
+    team_id: str | None
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+class Action(StrEnum):
+    TEAMS_READ = "teams:read"
+    TEAMS_WRITE = "teams:write"
+    USERS_READ = "users:read"
+    USERS_WRITE = "users:write"
+    KEYS_READ = "keys:read"
+    KEYS_WRITE = "keys:write"
+    RUNTIMES_READ = "runtimes:read"
+    RUNTIMES_WRITE = "runtimes:write"
+    CREDENTIALS_WRITE = "credentials:write"
+    AGENTS_READ = "agents:read"
+    AGENTS_WRITE = "agents:write"
+    SESSIONS_READ = "sessions:read"
+    SESSIONS_WRITE = "sessions:write"
+
+
+MINIMUM_ROLE: dict[Action, Role] = {
+    Action.TEAMS_READ: Role.VIEWER,
+    Action.TEAMS_WRITE: Role.ADMIN,
+    Action.USERS_READ: Role.VIEWER,
+    Action.USERS_WRITE: Role.TEAM_ADMIN,
+    Action.KEYS_READ: Role.VIEWER,
+    Action.KEYS_WRITE: Role.VIEWER,  # everyone may manage their own keys; see authorize_key_owner
+    Action.RUNTIMES_READ: Role.VIEWER,
+    Action.RUNTIMES_WRITE: Role.ADMIN,
+    Action.CREDENTIALS_WRITE: Role.TEAM_ADMIN,
+    Action.AGENTS_READ: Role.VIEWER,
+    Action.AGENTS_WRITE: Role.DEVELOPER,
+    Action.SESSIONS_READ: Role.VIEWER,
+    Action.SESSIONS_WRITE: Role.DEVELOPER,
+}
+
+
+def authorize(principal: Principal, action: Action, *, team_id: str | None = None) -> None:
+    """Raise unless ``principal`` may perform ``action`` (on a resource of ``team_id``, if given).
+
+    ``team_id=None`` means an org-wide resource or an action not tied to a resource yet.
+    """
+    if team_id is not None and not can_see_team(principal, team_id):
+        raise NotFound("no such resource")
+    if not at_least(principal.role, MINIMUM_ROLE[action]):
+        raise Forbidden(f"role {principal.role.value!r} may not perform {action.value!r}")
+
+
+def can_see_team(principal: Principal, team_id: str | None) -> bool:
+    return principal.is_admin or (team_id is not None and team_id == principal.team_id)
+
+
+def visible_team(principal: Principal) -> str | None:
+    """The team filter every listing applies: ``None`` (all teams) only for admins."""
+    return None if principal.is_admin else (principal.team_id or "")
+
+
+def authorize_org_scope(principal: Principal, action: Action) -> None:
+    """An action over the whole org (an org-wide credential, a new team) needs an admin."""
+    authorize(principal, action)
+    if not principal.is_admin:
+        raise Forbidden(f"{action.value!r} on the whole org needs the admin role")
+
+
+def authorize_key_owner(
+    principal: Principal, owner_user_id: str, owner_team_id: str | None
+) -> None:
+    """Keys: your own always; your team's users' as team admin; anyone's as admin."""
+    if principal.user_id == owner_user_id or principal.is_admin:
+        return
+    if not can_see_team(principal, owner_team_id):
+        raise NotFound("no such resource")
+    if principal.role is not Role.TEAM_ADMIN:
+        raise Forbidden("only a team admin may manage another user's keys")
+
+
+def authorize_grant(principal: Principal, role: Role) -> None:
+    """Nobody hands out a role above their own."""
+    if not at_least(principal.role, role):
+        raise Forbidden(f"role {principal.role.value!r} may not grant {role.value!r}")

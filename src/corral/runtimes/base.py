@@ -1,0 +1,128 @@
+"""The runtime adapter contract: one Protocol every runtime implements, plus optional abilities.
+
+An adapter owns one runtime's wire protocol and its quirks, nothing else: no policy, no storage,
+no HTTP routing. Its ``mapper()`` turns native events into normalized drafts and is pure.
+Abilities only some runtimes have are narrower Protocols with ``TypeGuard`` helpers, so callers
+ask ``supports_approvals(adapter)`` instead of catching ``NotImplementedError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, TypeGuard, runtime_checkable
+
+from corral.domain.events import ApprovalDecision, EventDraft
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a runtime can do; exposed to API callers so they can degrade clearly."""
+
+    streaming: bool
+    stream_resume: bool
+    history: bool
+    token_deltas: bool
+    tool_events: bool
+    approvals: bool
+    client_tools: bool
+    usage: bool
+    cancel: bool
+
+    def as_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeTarget:
+    """Everything an adapter is built from: where the runtime is and how to log in to it."""
+
+    runtime_id: str
+    kind: str
+    base_url: str
+    config: dict[str, Any]
+    credentials: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """The agent version a session runs, as the runtime needs it."""
+
+    name: str
+    model: str | None
+    instructions: str | None
+    tools: list[str]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NativeSession:
+    native_session_id: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NativeEvent:
+    native_session_id: str
+    type: str
+    payload: dict[str, Any]
+
+
+#: Synthetic event an adapter yields when its native stream was interrupted and re-established:
+#: events may have been missed in between, so the consumer should reconcile from history.
+STREAM_RESUMED = "corral.stream_resumed"
+
+
+class EventSubscription(Protocol):
+    """Native events of one session, in order, from the moment ``subscribe`` returned."""
+
+    def __aiter__(self) -> AsyncIterator[NativeEvent]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class EventMapper(Protocol):
+    """Per-session, stateful, pure: native event in, normalized drafts out."""
+
+    def begin_turn(self, turn_id: str) -> None: ...
+
+    def map(self, event: NativeEvent) -> list[EventDraft]: ...
+
+
+@runtime_checkable
+class RuntimeAdapter(Protocol):
+    kind: str
+    capabilities: Capabilities
+
+    async def health(self) -> dict[str, Any]: ...
+
+    async def create_session(self, spec: AgentSpec, *, title: str) -> NativeSession: ...
+
+    async def subscribe(self, native_session_id: str) -> EventSubscription: ...
+
+    async def send(self, native_session_id: str, text: str, spec: AgentSpec) -> None: ...
+
+    async def history(self, native_session_id: str) -> list[NativeEvent]: ...
+
+    async def status(self, native_session_id: str) -> str: ...
+
+    async def cancel(self, native_session_id: str) -> None: ...
+
+    def mapper(self) -> EventMapper: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsApprovals(Protocol):
+    async def resolve_approval(
+        self,
+        native_session_id: str,
+        native_approval_id: str,
+        decision: ApprovalDecision,
+        message: str | None,
+    ) -> None: ...
+
+
+def supports_approvals(adapter: RuntimeAdapter) -> TypeGuard[SupportsApprovals]:
+    return adapter.capabilities.approvals and isinstance(adapter, SupportsApprovals)

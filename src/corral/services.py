@@ -1,0 +1,79 @@
+"""The services one Corral process runs, built once from settings and shut down together."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from corral.config import Settings
+from corral.fleet.agents import AgentService
+from corral.fleet.runtimes import RuntimeService
+from corral.identity.service import Bootstrap, IdentityService
+from corral.sessions.connections import AdapterPool
+from corral.sessions.hub import EventHub
+from corral.sessions.pump import PumpRegistry, PumpTimings
+from corral.sessions.service import SessionService
+from corral.store import migrate
+from corral.store.db import Database
+from corral.vault import keyring
+from corral.vault.service import Vault
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    vault: Vault
+    identity: IdentityService
+    runtimes: RuntimeService
+    agents: AgentService
+    sessions: SessionService
+    pool: AdapterPool
+    pumps: PumpRegistry
+    bootstrap: Bootstrap | None = None
+
+    async def aclose(self) -> None:
+        await self.pumps.aclose()
+        await self.pool.aclose()
+        await self.db.dispose()
+
+
+def load_keyring(settings: Settings) -> keyring.Keyring:
+    return keyring.load(settings.master_key, settings.key_file)
+
+
+async def build(settings: Settings) -> Services:
+    db = Database(settings.database_url)
+    if settings.auto_migrate:
+        await migrate.upgrade(db)
+    vault = Vault(load_keyring(settings), reload=lambda: load_keyring(settings))
+    hub = EventHub()
+    pool = AdapterPool(db, vault)
+    timings = PumpTimings(grace=settings.pump_grace_seconds, silence=settings.pump_silence_seconds)
+    pumps = PumpRegistry(db, hub, timings)
+    services = Services(
+        settings=settings,
+        db=db,
+        vault=vault,
+        identity=IdentityService(db, vault.hash_key),
+        runtimes=RuntimeService(db, vault, pool),
+        agents=AgentService(db),
+        sessions=SessionService(db, hub, pool, pumps),
+        pool=pool,
+        pumps=pumps,
+    )
+    services.bootstrap = await services.identity.bootstrap(
+        settings.bootstrap_org, settings.bootstrap_admin_email
+    )
+    return services
+
+
+async def reattach_active(services: Services) -> None:
+    """Follow again the sessions whose turns were in flight when this process last stopped."""
+    for session in await services.sessions.active_sessions():
+        try:
+            await services.sessions.reattach(session)
+        except Exception as exc:  # one unreachable runtime must not stop start-up
+            log.warning("could not reattach session %s: %s", session.id, exc)

@@ -1,0 +1,35 @@
+"""Wake stream readers when new events are committed.
+
+In one process this is enough on its own. Streams also re-read the store on a short interval, so
+events written by another process (a second replica, ``corral`` CLI tools) still arrive; a
+cross-replica notifier can replace the interval later without touching the readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    def notify(self, session_id: str) -> None:
+        for waiter in self._waiters.get(session_id, ()):
+            waiter.set()
+
+    async def wait(self, session_id: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for news of ``session_id``; True if notified."""
+        waiter = asyncio.Event()
+        self._waiters.setdefault(session_id, set()).add(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), timeout)
+            return waiter.is_set()
+        finally:
+            waiters = self._waiters.get(session_id)
+            if waiters is not None:
+                waiters.discard(waiter)
+                if not waiters:
+                    del self._waiters[session_id]

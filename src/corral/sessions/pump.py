@@ -1,0 +1,185 @@
+"""Pumps: one task per live session moving native events into the event log.
+
+A pump subscribes before the turn's input is delivered (so nothing is missed), maps each native
+event with the adapter's pure mapper, records the drafts, and wakes stream readers. It lives while
+a turn is open and for a short grace period after (runtimes keep emitting after "idle"), then
+unsubscribes. When the native stream was interrupted, or the runtime has been silent too long,
+it reconciles from the runtime's history and status instead of trusting the live stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from corral.domain.errors import CorralError
+from corral.domain.events import EventDraft, EventType, StopReason, turn_end_native_id
+from corral.runtimes.base import (
+    STREAM_RESUMED,
+    EventMapper,
+    EventSubscription,
+    NativeEvent,
+    RuntimeAdapter,
+)
+from corral.sessions import recorder
+from corral.sessions.hub import EventHub
+from corral.store.db import Database
+from corral.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PumpTimings:
+    grace: float = 3.0  # keep listening this long after a turn ends
+    silence: float = 30.0  # with a turn open, check the runtime after this much quiet
+
+
+class Pump:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        native_session_id: str,
+        adapter: RuntimeAdapter,
+        subscription: EventSubscription,
+        db: Database,
+        hub: EventHub,
+        timings: PumpTimings,
+    ) -> None:
+        self.session_id = session_id
+        self.native_session_id = native_session_id
+        self.adapter = adapter
+        self.mapper: EventMapper = adapter.mapper()
+        self._subscription = subscription
+        self._db = db
+        self._hub = hub
+        self._timings = timings
+        self.turn_id: str | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def begin_turn(self, turn_id: str) -> None:
+        self.turn_id = turn_id
+        self.mapper.begin_turn(turn_id)
+
+    async def record(self, drafts: list[EventDraft]) -> None:
+        if not drafts:
+            return
+        turn_id = self.turn_id
+        async with self._db.write() as conn:
+            stored = await recorder.record(
+                conn, self.session_id, drafts, turn_id=turn_id, at=utcnow()
+            )
+        if any(e.type == EventType.TURN_COMPLETED for e in stored):
+            self.turn_id = None
+        if stored:
+            self._hub.notify(self.session_id)
+
+    async def reconcile(self) -> None:
+        """Catch up from the runtime's own record; dedupe makes repeats harmless."""
+        drafts: list[EventDraft] = []
+        for native in await self.adapter.history(self.native_session_id):
+            drafts += self.mapper.map(native)
+        if self.turn_id is not None and await self.adapter.status(self.native_session_id) == "idle":
+            data = {
+                "turn_id": self.turn_id,
+                "stop_reason": StopReason.END_TURN.value,
+                "reconciled": True,
+            }
+            drafts.append(
+                EventDraft(EventType.TURN_COMPLETED, data, turn_end_native_id(self.turn_id))
+            )
+        await self.record(drafts)
+
+    async def run(self, on_exit: object) -> None:
+        events: AsyncIterator[NativeEvent] = aiter(self._subscription)
+        try:
+            while True:
+                timeout = self._timings.silence if self.turn_id else self._timings.grace
+                try:
+                    native = await asyncio.wait_for(anext(events), timeout)
+                except TimeoutError:
+                    if self.turn_id is None:
+                        # Leave the registry before any await, so a turn starting now gets a
+                        # fresh pump instead of this one that is about to stop.
+                        if callable(on_exit):
+                            on_exit(self)
+                        return
+                    await self._guarded(self.reconcile())
+                    continue
+                if native.type == STREAM_RESUMED:
+                    await self._guarded(self.reconcile())
+                else:
+                    await self._guarded(self.record(self.mapper.map(native)))
+        finally:
+            with contextlib.suppress(Exception):
+                await self._subscription.aclose()
+            if callable(on_exit):
+                on_exit(self)
+
+    async def _guarded(self, work: object) -> None:
+        try:
+            await work  # type: ignore[misc]
+        except CorralError as exc:
+            log.warning("session %s: runtime check failed: %s", self.session_id, exc.detail)
+        except Exception:
+            log.exception("session %s: failed to record runtime events", self.session_id)
+
+
+class PumpRegistry:
+    """The pumps of this process, at most one per session."""
+
+    def __init__(self, db: Database, hub: EventHub, timings: PumpTimings | None = None) -> None:
+        self._db = db
+        self._hub = hub
+        self._timings = timings or PumpTimings()
+        self._pumps: dict[str, Pump] = {}
+
+    def get(self, session_id: str) -> Pump | None:
+        return self._pumps.get(session_id)
+
+    async def attach(
+        self, session_id: str, native_session_id: str, adapter: RuntimeAdapter
+    ) -> Pump:
+        """Return the session's running pump, starting (and subscribing) one if needed."""
+        pump = self._pumps.get(session_id)
+        if pump is not None and pump.adapter is adapter:
+            return pump
+        if pump is not None:  # the runtime's adapter was rebuilt (new credentials or URL)
+            self._forget(pump)
+            if pump.task is not None:
+                pump.task.cancel()
+        subscription = await adapter.subscribe(native_session_id)
+        pump = self._pumps.get(session_id)  # another caller may have won while we subscribed
+        if pump is not None and pump.adapter is adapter:
+            await subscription.aclose()
+            return pump
+        pump = Pump(
+            session_id=session_id,
+            native_session_id=native_session_id,
+            adapter=adapter,
+            subscription=subscription,
+            db=self._db,
+            hub=self._hub,
+            timings=self._timings,
+        )
+        self._pumps[session_id] = pump
+        pump.task = asyncio.create_task(pump.run(self._forget), name=f"pump-{session_id}")
+        return pump
+
+    def _forget(self, pump: Pump) -> None:
+        if self._pumps.get(pump.session_id) is pump:
+            del self._pumps[pump.session_id]
+
+    async def aclose(self) -> None:
+        pumps = list(self._pumps.values())
+        for pump in pumps:
+            if pump.task is not None:
+                pump.task.cancel()
+        for pump in pumps:
+            if pump.task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pump.task

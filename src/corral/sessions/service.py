@@ -1,0 +1,410 @@
+"""Session operations for the API, CLI and (later) the scheduler: coordinate, never hold logic.
+
+State rules live in ``machine``, event bookkeeping in ``recorder``, runtime I/O in the adapter,
+the live event flow in ``pump``. Each operation here authorizes, opens the transaction, and calls
+them in the order that keeps the store consistent when the runtime fails half-way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from corral.domain.errors import (
+    AgentPaused,
+    Conflict,
+    IdempotencyMismatch,
+    NotFound,
+    RuntimeFailure,
+    SessionBusy,
+)
+from corral.domain.events import (
+    ApprovalDecision,
+    Event,
+    EventDraft,
+    EventType,
+    StopReason,
+    approval_resolved_native_id,
+)
+from corral.domain.ids import new_id
+from corral.domain.records import Agent, Approval, Page, Session
+from corral.domain.states import SessionState
+from corral.identity.authz import Action, Principal, authorize, visible_team
+from corral.runtimes.base import AgentSpec, RuntimeAdapter, supports_approvals
+from corral.sessions import machine, recorder
+from corral.sessions.connections import AdapterPool
+from corral.sessions.hub import EventHub
+from corral.sessions.pump import PumpRegistry
+from corral.store import agents as agent_repo
+from corral.store import approvals as approval_repo
+from corral.store import events as event_repo
+from corral.store import idempotency
+from corral.store import sessions as repo
+from corral.store.db import Database
+from corral.store.errors import conflict_on_duplicate
+from corral.store.pagination import clamp_limit
+from corral.store.sessions import SessionFilter
+from corral.store.types import utcnow
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    key: str
+    body_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStarted:
+    session: Session
+    turn_id: str
+    input_id: str
+
+
+def _spec(agent: Agent) -> AgentSpec:
+    return AgentSpec(agent.name, agent.model, agent.instructions, agent.tools, agent.metadata)
+
+
+def _failure_drafts(exc: RuntimeFailure, turn_id: str | None) -> list[EventDraft]:
+    error = {
+        "code": exc.code,
+        "message": exc.detail,
+        "retryable": True,
+        "fatal": False,
+        **({"http_status": exc.extra["http_status"]} if "http_status" in exc.extra else {}),
+    }
+    drafts = [EventDraft(EventType.ERROR, error)]
+    if turn_id is not None:
+        done = {"turn_id": turn_id, "stop_reason": StopReason.ERROR.value}
+        drafts.append(EventDraft(EventType.TURN_COMPLETED, done))
+    return drafts
+
+
+class SessionService:
+    def __init__(self, db: Database, hub: EventHub, pool: AdapterPool, pumps: PumpRegistry) -> None:
+        self._db = db
+        self._hub = hub
+        self._pool = pool
+        self._pumps = pumps
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def get(
+        self, who: Principal, session_id: str, action: Action = Action.SESSIONS_READ
+    ) -> Session:
+        async with self._db.read() as conn:
+            session = await repo.get_session(conn, session_id)
+        if session is None or session.org_id != who.org_id:
+            raise NotFound(f"session {session_id} not found")
+        authorize(who, action, team_id=session.team_id)
+        return session
+
+    async def list_sessions(
+        self, who: Principal, where: SessionFilter, cursor: str | None, limit: int | None
+    ) -> Page[Session]:
+        authorize(who, Action.SESSIONS_READ)
+        scope = visible_team(who)
+        if scope is not None:
+            if where.team_id is not None and where.team_id != scope:
+                return Page([], None)
+            where = replace(where, team_id=scope)
+        async with self._db.read() as conn:
+            return await repo.list_sessions(conn, where, cursor=cursor, limit=clamp_limit(limit))
+
+    async def events(
+        self, who: Principal, session_id: str, after: int, limit: int | None
+    ) -> list[Event]:
+        await self.get(who, session_id)
+        async with self._db.read() as conn:
+            return await event_repo.after(conn, session_id, after, clamp_limit(limit, default=200))
+
+    async def approvals(
+        self, who: Principal, session_id: str, status: str | None
+    ) -> list[Approval]:
+        await self.get(who, session_id)
+        async with self._db.read() as conn:
+            return await approval_repo.list_for_session(conn, session_id, status=status)
+
+    async def stream(
+        self, who: Principal, session_id: str, after: int, *, heartbeat: float, poll: float = 1.0
+    ) -> AsyncIterator[list[Event] | None]:
+        """Events after ``after`` as they are committed; ``None`` means "send a heartbeat"."""
+        await self.get(who, session_id)
+        cursor, last_sent = after, time.monotonic()
+        while True:
+            async with self._db.read() as conn:
+                batch = await event_repo.after(conn, session_id, cursor, 500)
+            if batch:
+                cursor, last_sent = batch[-1].seq, time.monotonic()
+                yield batch
+                continue
+            await self._hub.wait(session_id, poll)
+            if time.monotonic() - last_sent >= heartbeat:
+                last_sent = time.monotonic()
+                yield None
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def _agent(self, who: Principal, agent_id: str, version: int | None = None) -> Agent:
+        async with self._db.read() as conn:
+            agent = await agent_repo.get_agent(conn, agent_id, version=version)
+        if agent is None or agent.org_id != who.org_id:
+            raise NotFound(f"agent {agent_id} not found")
+        return agent
+
+    async def _replay(self, who: Principal, scope: str, idem: Idempotency | None) -> str | None:
+        if idem is None:
+            return None
+        async with self._db.read() as conn:
+            seen = await idempotency.lookup(conn, who.key_id, scope, idem.key)
+        if seen is None:
+            return None
+        if seen[0] != idem.body_hash:
+            raise IdempotencyMismatch("this Idempotency-Key was used with a different request body")
+        return seen[1]
+
+    async def create(
+        self,
+        who: Principal,
+        *,
+        agent_id: str,
+        input_text: str | None,
+        title: str | None,
+        idem: Idempotency | None,
+    ) -> tuple[Session, bool]:
+        """Create a session (and start its first turn if ``input_text``); (session, created)."""
+        agent = await self._agent(who, agent_id)
+        authorize(who, Action.SESSIONS_WRITE, team_id=agent.team_id)
+        replayed = await self._replay(who, "sessions", idem)
+        if replayed is not None:
+            return await self.get(who, replayed), False
+        if agent.paused:
+            raise AgentPaused(f"agent {agent.name!r} is paused; resume it to start sessions")
+        now = utcnow()
+        session = Session(
+            id=new_id("session"), org_id=who.org_id, team_id=agent.team_id, agent_id=agent.id,
+            agent_version=agent.version, runtime_id=agent.runtime_id, user_id=who.user_id,
+            key_id=who.key_id, native_session_id=None, state=SessionState.CREATED, stop_reason=None,
+            title=title, last_seq=0, turns=0, current_turn_id=None, input_tokens=0,
+            output_tokens=0, cost_micros=0, error=None, created_at=now, updated_at=now,
+            last_activity_at=now,
+        )  # fmt: skip
+        async with self._db.write() as conn:
+            await repo.insert_session(conn, session)
+            if idem is not None:
+                async with conflict_on_duplicate("this Idempotency-Key is being used right now"):
+                    await idempotency.remember(
+                        conn, key_id=who.key_id, scope="sessions", idempotency_key=idem.key,
+                        request_hash=idem.body_hash, resource_id=session.id, at=now,
+                    )  # fmt: skip
+        adapter = await self._pool.for_runtime(
+            agent.runtime_id, team_id=agent.team_id, agent_id=agent.id
+        )
+        await self._ensure_native(session, agent, adapter)
+        if input_text is not None:
+            await self.send(who, session.id, input_text, idem=None)
+        return await self.get(who, session.id), True
+
+    async def _ensure_native(self, session: Session, agent: Agent, adapter: RuntimeAdapter) -> str:
+        if session.native_session_id is not None:
+            return session.native_session_id
+        title = session.title or f"{agent.name} ({session.id})"
+        try:
+            native = await adapter.create_session(_spec(agent), title=title)
+        except RuntimeFailure as exc:
+            async with self._db.write() as conn:
+                await recorder.record(
+                    conn, session.id, _failure_drafts(exc, None), turn_id=None, at=utcnow()
+                )
+                current = await repo.get_session(conn, session.id, for_update=True)
+                if current is not None and current.state is not SessionState.FAILED:
+                    failed = machine.Snapshot(SessionState.FAILED, 0, StopReason.ERROR.value)
+                    await recorder.transition(conn, current, failed, None, utcnow())
+            self._hub.notify(session.id)
+            exc.extra["session_id"] = session.id
+            raise
+        created = {
+            "native_session_id": native.native_session_id,
+            "agent_version": session.agent_version,
+        }
+        async with self._db.write() as conn:
+            await repo.update_session(conn, session.id, native_session_id=native.native_session_id)
+            draft = EventDraft(
+                EventType.SESSION_CREATED, created, f"session:{native.native_session_id}"
+            )
+            await recorder.record(conn, session.id, [draft], turn_id=None, at=utcnow())
+        self._hub.notify(session.id)
+        return native.native_session_id
+
+    async def send(
+        self, who: Principal, session_id: str, text: str, *, idem: Idempotency | None
+    ) -> TurnStarted:
+        session = await self.get(who, session_id, Action.SESSIONS_WRITE)
+        scope = f"messages:{session_id}"
+        replayed = await self._replay(who, scope, idem)
+        if replayed is not None:
+            return await self._replayed_turn(who, session_id, replayed)
+        try:
+            agent = await self._agent(who, session.agent_id, session.agent_version)
+        except NotFound:
+            raise Conflict("the session's agent was deleted", code="agent_deleted") from None
+        if await self._is_paused(session.agent_id):
+            raise AgentPaused(f"agent {agent.name!r} is paused; resume it to continue sessions")
+        if not machine.can_start_turn(session.state):
+            raise SessionBusy(
+                f"session is {session.state.value}; wait for the turn to end or cancel it"
+            )
+        adapter = await self._pool.for_runtime(
+            agent.runtime_id, team_id=agent.team_id, agent_id=agent.id
+        )
+        native_id = await self._ensure_native(session, agent, adapter)
+        pump = await self._pumps.attach(session.id, native_id, adapter)
+        turn_id, input_id, now = new_id("turn"), new_id("input"), utcnow()
+        async with self._db.write() as conn:
+            locked = await repo.get_session(conn, session_id, for_update=True)
+            assert locked is not None
+            if not machine.can_start_turn(locked.state):
+                raise SessionBusy(f"session is {locked.state.value}; a turn is already running")
+            await repo.insert_input(
+                conn, input_id=input_id, session_id=session_id, turn_id=turn_id, text=text, at=now
+            )
+            await repo.insert_turn(
+                conn, turn_id=turn_id, session_id=session_id, ordinal=locked.turns + 1,
+                input_id=input_id, at=now,
+            )  # fmt: skip
+            await repo.update_session(
+                conn, session_id, turns=locked.turns + 1, current_turn_id=turn_id
+            )
+            if idem is not None:
+                async with conflict_on_duplicate("this Idempotency-Key is being used right now"):
+                    await idempotency.remember(
+                        conn, key_id=who.key_id, scope=scope, idempotency_key=idem.key,
+                        request_hash=idem.body_hash, resource_id=input_id, at=now,
+                    )  # fmt: skip
+            started = {"turn_id": turn_id, "input_id": input_id, "text": text}
+            draft = EventDraft(EventType.TURN_STARTED, started, f"turn-start:{turn_id}")
+            await recorder.record(conn, session_id, [draft], turn_id=turn_id, at=now)
+        self._hub.notify(session_id)
+        pump.begin_turn(turn_id)
+        try:
+            await adapter.send(native_id, text, _spec(agent))
+        except RuntimeFailure as exc:
+            await pump.record(_failure_drafts(exc, turn_id))
+            await self._mark_input(input_id, "failed")
+            exc.extra["session_id"] = session_id
+            raise
+        await self._mark_input(input_id, "delivered")
+        return TurnStarted(await self.get(who, session_id), turn_id, input_id)
+
+    async def _is_paused(self, agent_id: str) -> bool:
+        async with self._db.read() as conn:
+            current = await agent_repo.get_agent(conn, agent_id)
+        return current is None or current.paused
+
+    async def _mark_input(self, input_id: str, status: str) -> None:
+        async with self._db.write() as conn:
+            await repo.mark_input(conn, input_id, status, utcnow())
+
+    async def _replayed_turn(self, who: Principal, session_id: str, input_id: str) -> TurnStarted:
+        async with self._db.read() as conn:
+            turn_id = await repo.turn_of_input(conn, input_id)
+        return TurnStarted(await self.get(who, session_id), turn_id, input_id)
+
+    async def cancel(self, who: Principal, session_id: str) -> Session:
+        session = await self.get(who, session_id, Action.SESSIONS_WRITE)
+        if machine.cancel_target(session.state) is None or session.native_session_id is None:
+            return session
+        adapter = await self._pool.for_runtime(
+            session.runtime_id, team_id=session.team_id, agent_id=session.agent_id
+        )
+        async with self._db.write() as conn:
+            locked = await repo.get_session(conn, session_id, for_update=True)
+            assert locked is not None
+            target = machine.cancel_target(locked.state)
+            if target is None:
+                return locked
+            snap = machine.Snapshot(target)
+            await recorder.transition(conn, locked, snap, locked.current_turn_id, utcnow())
+        self._hub.notify(session_id)
+        try:
+            await adapter.cancel(session.native_session_id)
+        except RuntimeFailure as exc:
+            async with self._db.write() as conn:
+                await recorder.record(
+                    conn, session_id, _failure_drafts(exc, None), turn_id=None, at=utcnow()
+                )
+                current = await repo.get_session(conn, session_id, for_update=True)
+                assert current is not None
+                back = machine.Snapshot(locked.state)
+                await recorder.transition(conn, current, back, current.current_turn_id, utcnow())
+            self._hub.notify(session_id)
+            raise
+        return await self.get(who, session_id)
+
+    async def resolve_approval(
+        self,
+        who: Principal,
+        session_id: str,
+        approval_id: str,
+        decision: ApprovalDecision,
+        message: str | None,
+    ) -> Approval:
+        session = await self.get(who, session_id, Action.SESSIONS_WRITE)
+        async with self._db.read() as conn:
+            approval = await approval_repo.get_approval(conn, session_id, approval_id)
+        if approval is None:
+            raise NotFound(f"approval {approval_id} not found")
+        if approval.status != "pending":
+            raise Conflict(f"approval is already {approval.status}", code="approval_not_pending")
+        if approval.choices and decision.value not in approval.choices:
+            raise Conflict(
+                f"{decision.value!r} is not offered here; choose one of {approval.choices}",
+                code="decision_not_offered",
+            )
+        adapter = await self._pool.for_runtime(
+            session.runtime_id, team_id=session.team_id, agent_id=session.agent_id
+        )
+        if not supports_approvals(adapter) or session.native_session_id is None:
+            raise Conflict("this runtime cannot answer approvals", code="capability_unsupported")
+        await adapter.resolve_approval(
+            session.native_session_id, approval.native_id, decision, message
+        )
+        data = {
+            "native_approval_id": approval.native_id,
+            "decision": decision.value,
+            "message": message,
+            "by": "client",
+            "resolved_by": who.user_id,
+        }
+        draft = EventDraft(
+            EventType.APPROVAL_RESOLVED, data, approval_resolved_native_id(approval.native_id)
+        )
+        async with self._db.write() as conn:
+            await recorder.record(conn, session_id, [draft], turn_id=approval.turn_id, at=utcnow())
+            resolved = await approval_repo.get_approval(conn, session_id, approval_id)
+        self._hub.notify(session_id)
+        assert resolved is not None
+        return resolved
+
+    async def active_sessions(self) -> list[Session]:
+        async with self._db.read() as conn:
+            return await repo.sessions_in_states(conn, machine.ACTIVE)
+
+    async def reattach(self, session: Session) -> None:
+        """After a restart: follow a session whose turn was in flight, catching up from history."""
+        if session.native_session_id is None:
+            return
+        adapter = await self._pool.for_runtime(
+            session.runtime_id, team_id=session.team_id, agent_id=session.agent_id
+        )
+        pump = await self._pumps.attach(session.id, session.native_session_id, adapter)
+        if session.current_turn_id is not None and pump.turn_id is None:
+            pump.begin_turn(session.current_turn_id)
+        await pump.reconcile()

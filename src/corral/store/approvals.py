@@ -1,0 +1,71 @@
+"""Repository for pending and resolved approvals (runtime permission prompts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from corral.domain.records import Approval
+from corral.store.tables import approvals
+from corral.store.types import fields_of
+
+
+async def insert_approval(conn: AsyncConnection, approval: Approval) -> None:
+    await conn.execute(sa.insert(approvals).values(**fields_of(approval)))
+
+
+async def get_approval(
+    conn: AsyncConnection, session_id: str, approval_id: str, *, for_update: bool = False
+) -> Approval | None:
+    query = sa.select(approvals).where(
+        approvals.c.session_id == session_id, approvals.c.id == approval_id
+    )
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return Approval(**row._mapping) if row else None
+
+
+async def get_by_native(conn: AsyncConnection, session_id: str, native_id: str) -> Approval | None:
+    query = sa.select(approvals).where(
+        approvals.c.session_id == session_id, approvals.c.native_id == native_id
+    )
+    row = (await conn.execute(query)).first()
+    return Approval(**row._mapping) if row else None
+
+
+async def list_for_session(
+    conn: AsyncConnection, session_id: str, *, status: str | None = None
+) -> list[Approval]:
+    query = sa.select(approvals).where(approvals.c.session_id == session_id)
+    if status is not None:
+        query = query.where(approvals.c.status == status)
+    rows = (await conn.execute(query.order_by(approvals.c.created_at))).all()
+    return [Approval(**r._mapping) for r in rows]
+
+
+async def resolve(
+    conn: AsyncConnection,
+    approval_id: str,
+    *,
+    status: str,
+    decision: str,
+    message: str | None,
+    resolved_by: str | None,
+    at: datetime,
+) -> bool:
+    """Resolve a pending approval; False when it was no longer pending (someone else won)."""
+    result = await conn.execute(
+        sa.update(approvals)
+        .where(approvals.c.id == approval_id, approvals.c.status == "pending")
+        .values(
+            status=status,
+            decision=decision,
+            message=message,
+            resolved_by=resolved_by,
+            resolved_at=at,
+        )
+    )
+    return bool(result.rowcount)
