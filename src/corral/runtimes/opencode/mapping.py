@@ -89,6 +89,7 @@ class OpenCodeMapper:
     user_messages: set[str] = field(default_factory=set)
     part_kinds: dict[str, str] = field(default_factory=dict)
     text_offsets: dict[str, int] = field(default_factory=dict)
+    tool_calls: set[str] = field(default_factory=set)
     turn_id: str | None = None
     turn_error: str | None = None
 
@@ -189,7 +190,17 @@ class OpenCodeMapper:
                 drafts.append(text_completed(part, kind))
             return drafts
         if part_type == "tool":
-            return tool_drafts(part, kind)
+            drafts = tool_drafts(part, kind)
+            call_id = str(part.get("callID"))
+            if drafts and drafts[0].type is EventType.TOOL_CALL:
+                self.tool_calls.add(call_id)
+            elif drafts and call_id not in self.tool_calls:
+                # Only the final state was seen (a backfill from history, or a missed frame):
+                # report the call too, so every result has its call before it.
+                self.tool_calls.add(call_id)
+                running = {**part, "state": {**_dict(part.get("state")), "status": "running"}}
+                drafts = tool_drafts(running, kind) + drafts
+            return drafts
         return []
 
     def _delta(self, props: dict[str, Any], kind: str) -> list[EventDraft]:

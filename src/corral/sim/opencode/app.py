@@ -1,30 +1,38 @@
 """HTTP routes of the simulated ``opencode serve``.
 
-Routes only parse, delegate to the store/engine/permissions and render; the wire shapes of
-errors (``NotFoundError``, ``BadRequest``, ``PermissionNotFoundError``) live here once.
+Routes only parse, delegate to the store/engine/permissions and render. The error bodies
+are the ones the real 1.18.33 server answers (probed directly): ``NotFoundError`` 404s,
+``BadRequest`` 400s with Effect-Schema wording, a 500 ``UnknownError`` for a body that is
+not JSON, and the ``PermissionNotFoundError`` tag for an unknown permission request.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from corral.sim.opencode.auth import BasicAuth
 from corral.sim.opencode.bus import SSE_HEADERS, Bus
 from corral.sim.opencode.config import SimConfig
 from corral.sim.opencode.engine import Engine
-from corral.sim.opencode.permissions import REPLIES, Permissions
+from corral.sim.opencode.permissions import Permissions
 from corral.sim.opencode.store import Json, NotFound, SessionRecord, Store
+from corral.sim.opencode.validate import (
+    MISSING,
+    BadPayload,
+    check_object,
+    check_prompt,
+    check_reply,
+)
 
 __all__ = ["SimState", "create_app"]
 
@@ -40,8 +48,14 @@ class SimState:
         self.engine = Engine(config, self.store, self.bus, self.permissions)
 
 
-class _BadRequest(Exception):
-    pass
+class _MalformedJSON(Exception):
+    """The body is not JSON at all; the real server answers 500 ``UnknownError``."""
+
+
+class _PermissionNotFound(Exception):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
 
 
 def _sim(request: Request) -> SimState:
@@ -49,28 +63,15 @@ def _sim(request: Request) -> SimState:
     return state
 
 
-def _not_found(message: str) -> JSONResponse:
-    return JSONResponse({"name": "NotFoundError", "data": {"message": message}}, status_code=404)
-
-
-def _bad_request(message: str) -> JSONResponse:
-    body = {"name": "BadRequest", "data": {"message": message, "kind": "Payload"}}
-    return JSONResponse(body, status_code=400)
-
-
-async def _json_body(request: Request, *, required: bool = True) -> Json:
+async def _body(request: Request) -> Any:
+    """The parsed JSON body, or ``MISSING`` for an empty one (``undefined`` in messages)."""
     raw = await request.body()
     if not raw.strip():
-        if required:
-            raise _BadRequest("Expected an object, received undefined")
-        return {}
+        return MISSING
     try:
-        body = await request.json()
+        return json.loads(raw)
     except ValueError:
-        raise _BadRequest("Malformed JSON in request body") from None
-    if not isinstance(body, dict):
-        raise _BadRequest(f"Expected an object, received {type(body).__name__}")
-    return body
+        raise _MalformedJSON from None
 
 
 def _session(request: Request) -> SessionRecord:
@@ -84,12 +85,14 @@ async def health(request: Request) -> Response:
 
 async def list_sessions(request: Request) -> Response:
     sessions = _sim(request).store.sessions.values()
-    # Session ids descend with time, so sorting by id lists the newest first.
-    return JSONResponse([s.info for s in sorted(sessions, key=lambda s: s.id)])
+    # Most recently updated first, as the real server lists them.
+    ordered = sorted(sessions, key=lambda s: (-s.info["time"]["updated"], s.id))
+    return JSONResponse([s.info for s in ordered])
 
 
 async def create_session(request: Request) -> Response:
-    body = await _json_body(request, required=False)
+    body = await _body(request)
+    body = {} if body is MISSING else check_object(body)
     return JSONResponse(_sim(request).store.create_session(body).info)
 
 
@@ -103,7 +106,7 @@ async def get_session(request: Request) -> Response:
 
 async def update_session(request: Request) -> Response:
     session = _session(request)
-    body = await _json_body(request)
+    body = check_object(await _body(request))
     if isinstance(body.get("title"), str):
         session.info["title"] = body["title"]
     _sim(request).store.touch(session)
@@ -119,21 +122,9 @@ async def delete_session(request: Request) -> Response:
     return JSONResponse(True)
 
 
-def _prompt_body(body: Json) -> Json:
-    parts = body.get("parts")
-    if not isinstance(parts, list):
-        raise _BadRequest("Expected array, received " + ("undefined" if parts is None else "value"))
-    for index, part in enumerate(parts):
-        if not isinstance(part, dict) or part.get("type") not in ("text", "file", "agent"):
-            raise _BadRequest(f"Invalid input at parts[{index}]")
-        if part["type"] == "text" and not isinstance(part.get("text"), str):
-            raise _BadRequest(f"Expected string at parts[{index}].text")
-    return body
-
-
 async def prompt_async(request: Request) -> Response:
     session = _session(request)
-    body = _prompt_body(await _json_body(request))
+    body = check_prompt(await _body(request))
     engine = _sim(request).engine
 
     async def start() -> None:
@@ -147,16 +138,13 @@ async def prompt_async(request: Request) -> Response:
 
 async def prompt(request: Request) -> Response:
     session = _session(request)
-    body = _prompt_body(await _json_body(request))
+    body = check_prompt(await _body(request))
     result = await _sim(request).engine.start(session, body)
-    if result is None:
-        return JSONResponse(None)
-    return JSONResponse(result.wire())
+    return JSONResponse(None if result is None else result.wire())
 
 
 async def list_messages(request: Request) -> Response:
-    session = _session(request)
-    records = session.messages
+    records = _session(request).messages
     limit = request.query_params.get("limit")
     if limit and limit.isdigit():
         records = records[-int(limit) :]
@@ -178,30 +166,24 @@ async def list_permissions(request: Request) -> Response:
     return JSONResponse(_sim(request).permissions.pending())
 
 
-async def reply_permission(request: Request) -> Response:
-    body = await _json_body(request)
-    reply = body.get("reply")
-    if reply not in REPLIES:
-        raise _BadRequest("Invalid input at reply")
-    message = body.get("message") if isinstance(body.get("message"), str) else None
+def _reply(request: Request, reply: str, message: str | None) -> Response:
+    request_id = request.path_params["request_id"]
     try:
-        _sim(request).permissions.reply(request.path_params["request_id"], str(reply), message)
+        _sim(request).permissions.reply(request_id, reply, message)
     except NotFound:
-        return JSONResponse({"_tag": "PermissionNotFoundError"}, status_code=404)
+        raise _PermissionNotFound(request_id) from None
     return JSONResponse(True)
+
+
+async def reply_permission(request: Request) -> Response:
+    reply, message = check_reply(await _body(request), "reply")
+    return _reply(request, reply, message)
 
 
 async def reply_permission_legacy(request: Request) -> Response:
-    _session(request)
-    body = await _json_body(request)
-    response = body.get("response")
-    if response not in REPLIES:
-        raise _BadRequest("Invalid input at response")
-    try:
-        _sim(request).permissions.reply(request.path_params["request_id"], str(response))
-    except NotFound:
-        return JSONResponse({"_tag": "PermissionNotFoundError"}, status_code=404)
-    return JSONResponse(True)
+    # The session in the path is not checked: the request id alone identifies it.
+    reply, message = check_reply(await _body(request), "response")
+    return _reply(request, reply, message)
 
 
 async def events(request: Request) -> Response:
@@ -226,53 +208,39 @@ async def global_events(request: Request) -> Response:
     return StreamingResponse(wrapped(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-# -- errors and auth -------------------------------------------------------------------------
+# -- errors ------------------------------------------------------------------------------------
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _guard(handler: Handler) -> Handler:
-    """Render the simulator's domain errors in OpenCode's bodies."""
+    """Render the simulator's errors in OpenCode's bodies, in one place."""
 
     async def wrapper(request: Request) -> Response:
         try:
             return await handler(request)
         except NotFound as exc:
-            return _not_found(str(exc))
-        except _BadRequest as exc:
-            return _bad_request(str(exc))
+            body: Json = {"name": "NotFoundError", "data": {"message": str(exc)}}
+            return JSONResponse(body, status_code=404)
+        except BadPayload as exc:
+            body = {"name": "BadRequest", "data": {"message": str(exc), "kind": "Payload"}}
+            return JSONResponse(body, status_code=400)
+        except _PermissionNotFound as exc:
+            body = {
+                "_tag": "PermissionNotFoundError",
+                "requestID": exc.request_id,
+                "message": f"Permission request not found: {exc.request_id}",
+            }
+            return JSONResponse(body, status_code=404)
+        except _MalformedJSON:
+            message = "Unexpected server error. Check server logs for details."
+            body = {"name": "UnknownError", "data": {"message": message, "ref": _ref()}}
+            return JSONResponse(body, status_code=500)
 
     return wrapper
 
 
-class BasicAuth:
-    """HTTP Basic auth on every route when a password is configured."""
-
-    def __init__(self, app: ASGIApp, username: str, password: str) -> None:
-        self.app = app
-        expected = base64.b64encode(f"{username}:{password}".encode()).decode()
-        self._expected = expected
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._allowed(scope):
-            response = Response(
-                "Unauthorized",
-                status_code=401,
-                headers={"WWW-Authenticate": 'Basic realm="Secure Area"'},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _allowed(self, scope: Scope) -> bool:
-        for name, value in scope.get("headers", []):
-            if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() != "basic":
-                    return False
-                with contextlib.suppress(binascii.Error, ValueError):
-                    token = base64.b64encode(base64.b64decode(token, validate=True)).decode()
-                return secrets.compare_digest(token, self._expected)
-        return False
+def _ref() -> str:
+    return "err_" + secrets.token_hex(4)
 
 
 _ROUTES: list[tuple[str, Handler, list[str]]] = [

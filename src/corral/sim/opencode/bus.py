@@ -21,8 +21,7 @@ Event = dict[str, Any]
 
 # What the real server sends with the stream: proxies must not buffer it.
 SSE_HEADERS = {
-    "Cache-Control": "no-cache",
-    "Connection": "keep-alive",
+    "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",
     "X-Content-Type-Options": "nosniff",
 }

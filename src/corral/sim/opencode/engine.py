@@ -36,6 +36,24 @@ from corral.sim.opencode.tools import tool_specs
 __all__ = ["Engine"]
 
 _ABORTED = {"name": "MessageAbortedError", "data": {"message": "Aborted"}}
+# Plugin ids announced by the first prompt of a 1.18.33 process (a representative subset).
+_BURST_PLUGINS = (
+    "core/config-reference",
+    "agent",
+    "command",
+    "skill",
+    "models-dev",
+    "config-agent",
+    "config-command",
+    "config-skill",
+    "anthropic",
+    "openai-compatible",
+    "openai",
+    "dynamic-provider",
+    "config-plugin",
+    "config-provider",
+    "variant",
+)
 
 
 class Engine:
@@ -94,7 +112,6 @@ class Engine:
             return None  # aborted while still queued: nothing was published yet
 
     async def _turn(self, session: SessionRecord, body: Json) -> MessageRecord | None:
-        self._startup_burst()
         agent = str(body.get("agent") or "build")
         model = body.get("model") or {
             "providerID": self.config.provider_id,
@@ -103,7 +120,7 @@ class Engine:
         self.store.set_model(session, agent, model)
         user = self._user_message(session, body, agent, model)
         self.store.touch(session)
-        self._maybe_title(session, body)
+        first_prompt = len(session.messages) == 1
         step: Step | None = None
         try:
             while not (step is not None and step.blocked):
@@ -112,12 +129,17 @@ class Engine:
                     break
                 step = self._assistant_message(session, user)
                 self.store.summarize(session, user)
+                if first_prompt:
+                    first_prompt = False
+                    self._maybe_title(session, body)
+                self._startup_burst()  # providers load when the model is first used
                 await self.steps.run(session, step, self._request(session, step, body))
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()  # the abort is handled here; the task ends normally
-            self.permissions.cancel_session(session.id)
+            if step is not None and step.retrying:
+                return self._stop_retrying(session, step)
             return self._fail(session, step, _ABORTED)
         except TurnError as exc:
             return self._fail(session, step, exc.error)
@@ -127,14 +149,15 @@ class Engine:
         return step.message if step is not None else None
 
     def _startup_burst(self) -> None:
-        # The real server loads plugins and the model catalog on the first prompt and
-        # announces them on the global bus: frames with no sessionID at all.
+        # The real server loads its plugins and model catalog on the first model call and
+        # announces them on the global bus: ~50 frames that carry no sessionID at all.
         if self._burst_done or not self.config.startup_burst:
             return
         self._burst_done = True
-        for name in ("opencode-anthropic-auth", "opencode-copilot-auth", "opencode-openai-auth"):
-            self.bus.publish("plugin.added", {"name": name})
-        self.bus.publish("catalog.updated", {})
+        for name in _BURST_PLUGINS:
+            self.bus.publish("plugin.added", {"id": name})
+        for type_ in ("catalog.updated", "reference.updated", "integration.updated"):
+            self.bus.publish(type_, {})
 
     def _user_message(
         self, session: SessionRecord, body: Json, agent: str, model: Json
@@ -210,7 +233,7 @@ class Engine:
             task.cancel()  # a tool still waiting (e.g. on a permission) dies with the turn
         for part in step.tools.values():
             if part["state"]["status"] in ("pending", "running"):
-                self.steps.tool_error(part, "Tool execution aborted")
+                self.steps.tool_error(part, "Tool execution aborted", {"interrupted": True})
         self.steps.close_text(step)
         info = step.message.info
         info["time"].setdefault("completed", now_ms())
@@ -220,11 +243,17 @@ class Engine:
         self._idle(session.id)
         return step.message
 
+    def _stop_retrying(self, session: SessionRecord, step: Step) -> MessageRecord:
+        """Abort while waiting to retry: no ``session.error``, the message just completes."""
+        step.message.info["time"]["completed"] = now_ms()
+        if not self.config.silence:
+            self.store.update_message(step.message)
+        self._idle(session.id)
+        return step.message
+
     # -- titles ----------------------------------------------------------------------------
     def _maybe_title(self, session: SessionRecord, body: Json) -> None:
-        if not self.config.generate_titles:
-            return
-        if not session.info["title"].startswith("New session - ") or len(session.messages) > 1:
+        if not self.config.generate_titles or not session.info["title"].startswith("New session"):
             return
         task = asyncio.create_task(self._title(session, body))
         self._background.add(task)  # keep a reference, or the task may be collected

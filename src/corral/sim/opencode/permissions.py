@@ -100,11 +100,9 @@ class Permissions:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending[request["id"]] = _Pending(request, future)
         self._bus.publish("permission.asked", request)
-        try:
-            await future
-        finally:
-            # An aborted turn cancels the wait; the request must not linger in the list.
-            self._pending.pop(request["id"], None)
+        # On abort this wait is cancelled but the request stays listed (stale), as on the
+        # real server; a late reply still answers true.
+        await future
 
     def reply(self, request_id: str, reply: str, message: str | None = None) -> None:
         entry = self._pending.pop(request_id, None)
@@ -128,13 +126,6 @@ class Permissions:
                 ):
                     del self._pending[other_id]
                     self._settle(other, "always", None)
-
-    def cancel_session(self, session_id: str) -> None:
-        """Drop a session's pending requests (abort); their waiters are cancelled."""
-        for request_id, entry in list(self._pending.items()):
-            if entry.request["sessionID"] == session_id:
-                del self._pending[request_id]
-                entry.future.cancel()
 
     def _settle(self, entry: _Pending, reply: str, error: Exception | None) -> None:
         request = entry.request

@@ -46,6 +46,7 @@ class Step:
     tools: dict[str, Json] = field(default_factory=dict)  # callID -> tool part
     running: list[asyncio.Task[None]] = field(default_factory=list)
     blocked: bool = False  # a rejected permission stops the turn after this step
+    retrying: bool = False  # waiting out a retry backoff (an abort then ends quietly)
 
     @property
     def finish(self) -> str | None:
@@ -70,7 +71,7 @@ class StepRunner:
 
     async def run(self, session: SessionRecord, step: Step, request: Json) -> None:
         finish = upstream.Finish("stop")
-        async for event in self._stream_with_retry(session, request):
+        async for event in self._stream_with_retry(session, step, request):
             if isinstance(event, upstream.Started):
                 self.store.new_part(step.message, "step-start")
             elif isinstance(event, upstream.TextDelta):
@@ -89,7 +90,7 @@ class StepRunner:
         self._finish(session, step, finish)
 
     async def _stream_with_retry(
-        self, session: SessionRecord, request: Json
+        self, session: SessionRecord, step: Step, request: Json
     ) -> AsyncIterator[upstream.UpstreamEvent]:
         url = self.config.llm_url.rstrip("/") + "/v1/chat/completions"
         attempt = 0
@@ -121,7 +122,9 @@ class StepRunner:
                 "next": now_ms() + int(delay * 1000),
             }
             self._set_status(session.id, status)
+            step.retrying = True
             await asyncio.sleep(delay)
+            step.retrying = False
 
     # -- stream -> parts -------------------------------------------------------------
     def _text_delta(self, step: Step, text: str) -> None:
@@ -192,14 +195,17 @@ class StepRunner:
         }
         self.store.update_part(part)
 
-    def tool_error(self, part: Json, error: str) -> None:
+    def tool_error(self, part: Json, error: str, metadata: Json | None = None) -> None:
         start = part["state"].get("time", {}).get("start", now_ms())
-        part["state"] = {
+        state: Json = {
             "status": "error",
             "input": part["state"].get("input", {}),
             "error": error,
             "time": {"start": start, "end": now_ms()},
         }
+        if metadata is not None:
+            state["metadata"] = metadata
+        part["state"] = state
         self.store.update_part(part)
 
     def _finish(self, session: SessionRecord, step: Step, finish: upstream.Finish) -> None:

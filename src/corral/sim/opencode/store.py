@@ -137,13 +137,12 @@ class Store:
         return record
 
     def set_model(self, session: SessionRecord, agent: str, model: Json) -> None:
-        """Remember the prompt's agent and model on the session (a ``session.updated``)."""
+        """Remember the prompt's agent and model; ``session.updated`` only on a change."""
+        wanted = {"id": model["modelID"], "providerID": model["providerID"], "variant": "default"}
+        if session.info.get("agent") == agent and session.info.get("model") == wanted:
+            return
         session.info["agent"] = agent
-        session.info["model"] = {
-            "id": model["modelID"],
-            "providerID": model["providerID"],
-            "variant": "default",
-        }
+        session.info["model"] = wanted
         self.touch(session)
 
     def summarize(self, session: SessionRecord, user: MessageRecord) -> None:

@@ -133,7 +133,10 @@ async def stream_chat(
             async for event in _parse(response.aiter_lines()):
                 yield event
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as exc:
-        raise UpstreamUnreachable(f"Cannot connect to API: {exc}") from exc
+        # Bun's wording, which the AI SDK wraps; clients may show it verbatim.
+        raise UpstreamUnreachable(
+            "Cannot connect to API: Unable to connect. Is the computer able to access the url?"
+        ) from exc
 
 
 async def _parse(lines: AsyncIterator[str]) -> AsyncIterator[UpstreamEvent]:
