@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from corral.sim._server import bind_socket
-from tests.support.corral import CorralServer, running_corral, test_settings
+from tests.support.corral import CorralServer, running_corral, corral_settings
 from tests.support.databases import PostgresFactory
 
 BACKENDS = ("sqlite", "postgres")
@@ -117,7 +117,7 @@ async def database(dbs: Databases, backend: str, label: str) -> AsyncIterator[st
 async def corral_server(url: str, workdir: Path) -> AsyncIterator[CorralServer]:
     home = workdir / f"corral-{uuid.uuid4().hex[:8]}"
     home.mkdir(parents=True)
-    async with running_corral(test_settings(url, home)) as server:
+    async with running_corral(corral_settings(url, home)) as server:
         yield server
 
 

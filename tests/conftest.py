@@ -10,7 +10,7 @@ import pytest
 from corral.sim._server import BackgroundServer
 from corral.sim.opencode import SimConfig
 from corral.sim.opencode import create_app as create_opencode_sim
-from tests.support.corral import CorralServer, running_corral, test_settings
+from tests.support.corral import CorralServer, running_corral, corral_settings
 from tests.support.databases import PostgresFactory, sqlite_url
 
 pytest_plugins = ["tests.plugins.real_opencode"]
@@ -49,5 +49,5 @@ def opencode_sim_url(mock_llm_url: str) -> Iterator[str]:
 
 @pytest.fixture
 async def corral(database_url: str, tmp_path: Path) -> AsyncIterator[CorralServer]:
-    async with running_corral(test_settings(database_url, tmp_path)) as server:
+    async with running_corral(corral_settings(database_url, tmp_path)) as server:
         yield server

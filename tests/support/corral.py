@@ -32,7 +32,7 @@ class CorralServer:
         return self.client(self.admin_key)
 
 
-def test_settings(database_url: str, workdir: Path, **overrides: Any) -> Settings:
+def corral_settings(database_url: str, workdir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "master_key": base64.b64encode(os.urandom(32)).decode(),

@@ -124,7 +124,7 @@ async def list_events(
     session_id: str,
     who: Caller,
     svc: Svc,
-    after: int = Query(default=0, ge=0),
+    after: int = Query(default=0, ge=0, le=2**62),
     limit: int | None = Query(default=None, ge=1, le=200),
 ) -> PageOut[Event]:
     events = await svc.sessions.events(who, session_id, after, limit)
@@ -135,7 +135,7 @@ async def list_events(
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int:
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
+        if not last_event_id.strip().isdigit() or len(last_event_id.strip()) > 18:
             raise InvalidRequest("Last-Event-ID must be an event seq", code="invalid_last_event_id")
         return int(last_event_id)
     return after or 0
@@ -151,7 +151,7 @@ async def stream_events(
     request: Request,
     who: Caller,
     svc: Svc,
-    after: int | None = Query(default=None, ge=0),
+    after: int | None = Query(default=None, ge=0, le=2**62),
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Server-sent events: ``id`` is the seq, ``event`` the type; resumes after Last-Event-ID."""
