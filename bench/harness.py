@@ -1,13 +1,15 @@
 """What every scenario needs: fresh databases, a simulated OpenCode, a Corral server, statistics.
 
-PostgreSQL databases are cloned from a migrated template (``tests.support.databases``) and
-dropped again by :meth:`Databases.aclose`, which the runner calls even when a scenario fails.
-SQLite databases are files under the run's temporary directory.
+PostgreSQL databases are cloned from a migrated template and dropped again, each right after its
+scenario and all of them in :meth:`Databases.aclose`, which the runner calls even on failure.
+SQLite databases are files under the run's temporary directory. (The few helpers shared with
+``tests/support`` are restated here so the benchmark does not depend on the test suite.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import math
 import os
@@ -27,11 +29,15 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from corral.sim._server import bind_socket
-from tests.support.corral import CorralServer, running_corral, corral_settings
-from tests.support.databases import PostgresFactory
+from corral.api.app import create_app
+from corral.config import Settings
+from corral.services import Services, build
+from corral.sim._server import bind_socket, serve_in_loop
+from corral.store import migrate
+from corral.store.db import Database
 
 BACKENDS = ("sqlite", "postgres")
+DEFAULT_PG = "postgresql://corral:corral@127.0.0.1:5432/corral_test"
 
 
 # -- statistics ---------------------------------------------------------------------------
@@ -75,33 +81,93 @@ class Latency:
 # -- databases ----------------------------------------------------------------------------
 
 
+def postgres_admin_url() -> str:
+    return os.environ.get("CORRAL_TEST_DATABASE_URL", DEFAULT_PG)
+
+
+def asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _pg_execute(sql: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(postgres_admin_url()), timeout=8)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 class Databases:
-    """Fresh, empty, migrated databases per scenario; PostgreSQL ones are dropped at the end."""
+    """Fresh, migrated databases per scenario; every PostgreSQL one made here is dropped.
+
+    PostgreSQL databases are cloned from a template migrated once (``CREATE DATABASE ...
+    TEMPLATE`` is fast); SQLite ones are files under ``workdir`` (Corral migrates them).
+    """
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.postgres = PostgresFactory()
         self.postgres_error: str | None = None
+        self._template: str | None = None
+        self._created: list[str] = []
 
     async def check_postgres(self) -> str | None:
-        self.postgres_error = await self.postgres.check()
+        try:
+            await asyncio.wait_for(_pg_execute("SELECT 1"), 10)
+        except Exception as exc:
+            self.postgres_error = f"PostgreSQL not reachable at {postgres_admin_url()}: {exc}"
         return self.postgres_error
+
+    async def _create(self, name: str, template: str | None = None) -> None:
+        self._created.append(name)  # before CREATE: a half-made database is dropped too
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        await _pg_execute(f'CREATE DATABASE "{name}"{suffix}')
+
+    async def _template_name(self) -> str:
+        if self._template is None:
+            name = f"corral_bench_tpl_{uuid.uuid4().hex[:8]}"
+            await self._create(name)
+            db = Database(asyncpg_dsn(postgres_admin_url(), name))
+            try:
+                await migrate.upgrade(db)
+            finally:
+                await db.dispose()
+            self._template = name
+        return self._template
 
     async def new(self, backend: str, label: str) -> str:
         if backend == "sqlite":
             directory = self.workdir / f"{label}-{uuid.uuid4().hex[:8]}"
             directory.mkdir(parents=True)
             return f"sqlite:///{directory / 'corral.db'}"
-        return await self.postgres.new_database()
+        template = await self._template_name()
+        name = f"corral_bench_{label}_{uuid.uuid4().hex[:8]}"
+        await self._create(name, template)
+        return asyncpg_dsn(postgres_admin_url(), name)
+
+    async def _drop(self, name: str) -> None:
+        await _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if name in self._created:
+            self._created.remove(name)
 
     async def release(self, url: str) -> None:
         """Drop a PostgreSQL database as soon as its scenario is over (they can be large)."""
-        if url.startswith("postgresql"):
-            await self.postgres.drop(url)
+        name = make_url(url).database
+        if url.startswith("postgresql") and name in self._created:
+            await self._drop(name)
 
     async def aclose(self) -> None:
-        if self.postgres_error is None:
-            await self.postgres.drop_all()
+        """Drop everything still around, the template last; keep going past errors."""
+        errors: list[str] = []
+        for name in list(reversed(self._created)):
+            try:
+                await self._drop(name)
+            except Exception as exc:
+                errors.append(f"{name}: {exc}")
+        if errors:
+            raise RuntimeError("could not drop PostgreSQL databases: " + "; ".join(errors))
 
 
 @asynccontextmanager
@@ -113,12 +179,53 @@ async def database(dbs: Databases, backend: str, label: str) -> AsyncIterator[st
         await dbs.release(url)
 
 
-@asynccontextmanager
-async def corral_server(url: str, workdir: Path) -> AsyncIterator[CorralServer]:
+# -- Corral itself ------------------------------------------------------------------------
+
+
+def corral_settings(database_url: str, home: Path) -> Settings:
+    """Settings for a throwaway Corral: its own master key, a migrated database."""
+    return Settings(
+        database_url=database_url,
+        master_key=base64.b64encode(os.urandom(32)).decode(),
+        key_file=home / "master.key",
+        log_level="warning",
+    )
+
+
+async def build_services(database_url: str, workdir: Path) -> Services:
     home = workdir / f"corral-{uuid.uuid4().hex[:8]}"
     home.mkdir(parents=True)
-    async with running_corral(corral_settings(url, home)) as server:
-        yield server
+    return await build(corral_settings(database_url, home))
+
+
+@dataclass
+class CorralServer:
+    url: str
+    admin_key: str
+    services: Services
+
+    def client(self, key: str, **kwargs: Any) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30.0, **kwargs)
+
+    def admin(self) -> httpx.AsyncClient:
+        return self.client(self.admin_key)
+
+
+@asynccontextmanager
+async def corral_server(database_url: str, workdir: Path) -> AsyncIterator[CorralServer]:
+    """The real API app under uvicorn on a loopback port, as a task on this event loop."""
+    services = await build_services(database_url, workdir)
+    try:
+        if services.bootstrap is None or services.bootstrap.key is None:
+            raise RuntimeError("a fresh database should have bootstrapped an admin key")
+        url, stop = await serve_in_loop(create_app(services=services))
+        try:
+            yield CorralServer(url, services.bootstrap.key.plaintext, services)
+        finally:
+            await stop()
+    finally:
+        await services.aclose()
 
 
 # -- the simulated OpenCode, in its own process like a real ``opencode serve`` -------------
@@ -170,7 +277,8 @@ async def _wait_healthy(
     async with httpx.AsyncClient(auth=(sim.username, sim.password), timeout=2) as client:
         while True:
             if proc.returncode is not None:
-                raise RuntimeError(f"simulated OpenCode exited: {log_path.read_text()[-2000:]}")
+                tail = await asyncio.to_thread(log_path.read_text)
+                raise RuntimeError(f"simulated OpenCode exited: {tail[-2000:]}")
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(f"{sim.url}/global/health")).status_code == 200:
                     return
@@ -202,9 +310,8 @@ def _cpu_model() -> str | None:
     return None
 
 
-async def postgres_info(admin_url: str) -> dict[str, str]:
-    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn, timeout=5)
+async def postgres_info() -> dict[str, str]:
+    conn = await asyncpg.connect(asyncpg_dsn(postgres_admin_url()), timeout=5)
     try:
         info: dict[str, str] = {}
         for setting in (

@@ -26,7 +26,6 @@ import json
 import random
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from bench.harness import Databases, database
+from bench.harness import Databases, build_services, database
 from bench.seed import Fleet, seed_fleet, session_row
 from corral.domain.events import EventDraft, EventType
 from corral.domain.ids import new_id
@@ -42,7 +41,7 @@ from corral.domain.states import SessionState
 from corral.runtimes.base import EventSubscription, NativeEvent, RuntimeAdapter, RuntimeTarget
 from corral.runtimes.opencode.adapter import OpenCodeAdapter
 from corral.runtimes.opencode.mapping import session_of
-from corral.services import Services, build
+from corral.services import Services
 from corral.sessions import recorder
 from corral.sessions.hub import EventHub
 from corral.sessions.pump import Pump, PumpTimings
@@ -50,7 +49,6 @@ from corral.store import sessions as session_repo
 from corral.store import tables as t
 from corral.store.db import Database
 from corral.store.types import utcnow
-from tests.support.corral import test_settings
 
 TRACES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "opencode"
 # Ids OpenCode mints per occurrence; the session id is left alone (one native session).
@@ -155,9 +153,7 @@ async def _variant(
 ) -> dict[str, Any]:
     traces = load_traces()
     async with database(dbs, backend, "ingest") as url:
-        home = workdir / f"ingest-{uuid.uuid4().hex[:8]}"
-        home.mkdir(parents=True)
-        services = await build(test_settings(url, home))
+        services = await build_services(url, workdir)
         adapter = OpenCodeAdapter(
             RuntimeTarget(new_id("runtime"), "opencode", "http://127.0.0.1:9", {}, None)
         )

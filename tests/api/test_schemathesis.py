@@ -51,7 +51,9 @@ def test_no_input_causes_a_server_error(operation: Any, live_corral: dict[str, A
     headers = {"Authorization": f"Bearer {live_corral['key']}"}
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     def fuzz(case: Any) -> None:
         response = case.call(base_url=live_corral["url"], headers=headers, timeout=10)
         case.validate_response(response, checks=[not_a_server_error])

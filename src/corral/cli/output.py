@@ -7,9 +7,11 @@ pipe into ``jq`` only ever sees the result.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import typer
@@ -134,6 +136,31 @@ def report_error(error: CliError, as_json: bool) -> None:
     session_id = error.problem.get("session_id")
     if session_id:
         stderr.print(f"  session: {session_id}", style="dim", markup=False)
+
+
+def time_option(option: str, text: str | None, *, ago: bool = True) -> str | None:
+    """An ISO 8601 time, or a span from now (``90s``, ``15m``, ``2h``, ``7d``), as ISO text.
+
+    A span counts back from now (``--since 2h``), or forward when ``ago`` is false
+    (``--expires-at 30d``).
+    A time without a zone is taken as UTC: the API refuses naive bounds, and guessing the local
+    zone would make the same command mean different things on different machines.
+    """
+    if text is None:
+        return None
+    span = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if span:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[span.group(2)]
+        delta = timedelta(**{unit: int(span.group(1))})
+        moment = datetime.now(UTC) - delta if ago else datetime.now(UTC) + delta
+    else:
+        try:
+            moment = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise typer.BadParameter("use ISO 8601 or a span like 2h", param_hint=option) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
 
 
 def json_object(option: str, text: str) -> dict[str, Any]:

@@ -45,11 +45,13 @@ class Denied(Exception):
 
 
 def wildcard_match(text: str, pattern: str) -> bool:
-    # "*" is any run of characters; a trailing " *" also matches the bare command, so
-    # approving "echo *" covers a plain "echo" too.
-    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    if pattern.endswith(" *"):
-        regex = regex[: -len(" .*")] + "( .*)?"
+    # "*" is any run of characters, "?" one character; a trailing " *" also matches the
+    # bare command, so approving "echo *" covers a plain "echo" too.
+    optional_tail = pattern.endswith(" *")
+    body = pattern[:-2] if optional_tail else pattern
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in body)
+    if optional_tail:
+        regex += "( .*)?"
     return re.fullmatch(regex, text, flags=re.DOTALL) is not None
 
 
