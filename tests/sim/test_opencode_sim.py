@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -47,7 +48,7 @@ PROMPTS = {
 }
 
 
-# -- reading GET /event ------------------------------------------------------------------
+# -- reading GET /event ------------------------------------------------------------------------
 def session_of(event: Event) -> str | None:
     props = event.get("properties") or {}
     for holder in (props, props.get("info") or {}, props.get("part") or {}):
@@ -97,7 +98,7 @@ class Subscriber:
         return [e for e in self.events if session_of(e) == sid]
 
     async def wait(
-        self, predicate: Callable[[Event], bool], sid: str | None, timeout: float = 10.0
+        self, predicate: Callable[[Event], bool], sid: str | None, limit: float = 10.0
     ) -> Event:
         async def find() -> Event:
             seen = 0
@@ -109,11 +110,11 @@ class Subscriber:
                 self._changed.clear()
                 await self._changed.wait()
 
-        return await asyncio.wait_for(find(), timeout)
+        return await asyncio.wait_for(find(), limit)
 
-    async def settle(self, sid: str, quiet: float = 0.3, timeout: float = 10.0) -> list[Event]:
+    async def settle(self, sid: str, quiet: float = 0.3) -> list[Event]:
         """The session's frames once it went idle and then stayed quiet for a while."""
-        await self.wait(lambda e: e["type"] == "session.idle", sid, timeout)
+        await self.wait(lambda e: e["type"] == "session.idle", sid)
         count = -1
         while count != len(self.of(sid)):
             count = len(self.of(sid))
@@ -121,7 +122,7 @@ class Subscriber:
         return self.of(sid)
 
 
-# -- comparing with the recordings ----------------------------------------------------------
+# -- comparing with the recordings -------------------------------------------------------------
 def is_summary(event: Event) -> bool:
     """The diff-summary trio, whose position the real server does not keep stable."""
     props = event["properties"]
@@ -198,7 +199,7 @@ def recording(name: str) -> list[Event]:
     return [json.loads(line) for line in (FIXTURES / f"{name}.jsonl").read_text().splitlines()]
 
 
-# -- servers ---------------------------------------------------------------------------------
+# -- servers -----------------------------------------------------------------------------------
 BASE = SimConfig(
     directory=WORKDIR,
     files={"hello.txt": HELLO},
@@ -250,7 +251,7 @@ def shapes(history: list[Event]) -> list[Any]:
     return [shape(m) for m in history]
 
 
-# -- the recorded scenarios ---------------------------------------------------------------------
+# -- the recorded scenarios --------------------------------------------------------------------
 async def run_scenario(name: str, client: httpx.AsyncClient, events: Subscriber) -> str:
     """Drive one scenario exactly as the recorder drove the real server."""
     sid = await new_session(client, f"corral fixture: {name}")
@@ -289,7 +290,7 @@ async def test_text_turn_details(client: httpx.AsyncClient, events: Subscriber) 
         e["properties"]["delta"] for e in recording("text") if e["type"] == "message.part.delta"
     ]
     assert deltas == real  # one frame per upstream chunk, same chunks as the real server
-    finish = [e["properties"]["part"] for e in mine if key_of(e)[1:2] == ("step-finish",)][0]
+    finish = next(e["properties"]["part"] for e in mine if key_of(e)[1:2] == ("step-finish",))
     tokens = finish["tokens"]
     assert finish["cost"] == pytest.approx((tokens["input"] * 1.0 + tokens["output"] * 2.0) / 1e6)
     session = (await client.get(f"/session/{sid}")).json()
@@ -308,10 +309,10 @@ async def test_tool_turn_sends_history_upstream(
     first, second = mock_llm_app.state.requests[before : before + 2]
     assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
     names = sorted(t["function"]["name"] for t in first["tools"])
-    assert names == sorted(
-        ["bash", "edit", "glob", "grep", "question", "read", "skill", "task", "todowrite"]
-        + ["webfetch", "write"]
-    )
+    assert names == [
+        *("bash", "edit", "glob", "grep", "question", "read"),
+        *("skill", "task", "todowrite", "webfetch", "write"),
+    ]
     roles = [m["role"] for m in second["messages"]]
     assert roles == ["system", "user", "assistant", "tool"]
     call = second["messages"][2]["tool_calls"][0]
@@ -339,7 +340,7 @@ async def test_permission_pending_matches_recording(
     assert sid not in (await client.get("/session/status")).json()
 
 
-# -- bus behaviour -------------------------------------------------------------------------------
+# -- bus behaviour -----------------------------------------------------------------------------
 async def test_sessions_interleave_on_one_bus_and_every_subscriber_sees_all(
     sim_url: str, client: httpx.AsyncClient, events: Subscriber
 ) -> None:
@@ -352,7 +353,7 @@ async def test_sessions_interleave_on_one_bus_and_every_subscriber_sees_all(
         await asyncio.gather(events.settle(a), events.settle(b))
         await second.settle(b)
         owners = [session_of(e) for e in events.events if session_of(e) in (a, b)]
-        switches = sum(1 for x, y in zip(owners, owners[1:], strict=False) if x != y)
+        switches = sum(1 for x, y in itertools.pairwise(owners) if x != y)
         assert switches > 2  # the two turns really ran side by side on one stream
         # Both subscribers got the same frames, in the same order, with the same ids.
         for sid in (a, b):
@@ -363,7 +364,7 @@ async def test_sessions_interleave_on_one_bus_and_every_subscriber_sees_all(
 
 
 async def test_sse_frames_are_data_only_with_heartbeats(events: Subscriber) -> None:
-    await events.wait(lambda e: e["type"] == "server.heartbeat", sid=None, timeout=2.0)
+    await events.wait(lambda e: e["type"] == "server.heartbeat", sid=None, limit=2.0)
     assert events.headers is not None
     assert events.headers["content-type"].startswith("text/event-stream")
     assert events.headers["x-accel-buffering"] == "no"
@@ -387,7 +388,7 @@ async def test_first_prompt_bursts_instance_frames(mock_llm_url: str) -> None:
             assert loose.count("catalog.updated") == 1  # the second prompt adds none
 
 
-# -- REST surface ------------------------------------------------------------------------------------
+# -- REST surface ------------------------------------------------------------------------------
 async def test_sessions_and_error_bodies(client: httpx.AsyncClient) -> None:
     assert (await client.get("/global/health")).json() == {"healthy": True, "version": "1.18.33"}
     older = await new_session(client)
@@ -502,7 +503,7 @@ async def test_basic_auth(mock_llm_url: str) -> None:
             assert sub.events[0]["type"] == "server.connected"
 
 
-# -- upstream failures and quirks ---------------------------------------------------------------------
+# -- upstream failures and quirks --------------------------------------------------------------
 async def test_unreachable_upstream_retries_then_fails() -> None:
     dead = BackgroundServer(create_app())  # bind a port, then free it: nothing listens there
     dead_url = dead.start()
@@ -577,7 +578,7 @@ async def test_silence_quirk_hides_every_end_of_turn_signal(mock_llm_url: str) -
             assert "completed" in history[-1]["info"]["time"]  # only the stream is silent
 
 
-# -- permission rules, without HTTP -------------------------------------------------------------
+# -- permission rules, without HTTP ------------------------------------------------------------
 async def test_reject_rejects_the_sessions_other_requests_and_always_resolves_matches() -> None:
     bus = Bus()
     perms = Permissions({"bash": "ask"}, bus)

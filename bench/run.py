@@ -1,0 +1,279 @@
+"""``python -m bench``: run every scenario on SQLite and PostgreSQL and print one table.
+
+Also writes ``bench/results/latest.json``. ``--quick`` is a ~1 minute smoke run with small N.
+PostgreSQL comes from ``CORRAL_TEST_DATABASE_URL`` (default: the loopback ``corral`` role);
+every database the run creates there is dropped at the end, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as ``python bench/run.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import create, fleet, ingest
+from bench.harness import BACKENDS, Databases, machine_info, postgres_info
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCENARIOS = ("create", "ingest", "fleet")
+LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+CONFIG_KEYS = ("sessions", "creates", "concurrent_creates", "workers", "turns", "ingest_sessions",
+               "repeats", "deep_walks")  # fmt: skip
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small N: a ~1 minute smoke run")
+    parser.add_argument("--sessions", type=int, help="stored sessions for the fleet queries")
+    parser.add_argument("--creates", type=int, help="sequential session creates")
+    parser.add_argument("--concurrent-creates", type=int, help="session creates, concurrent run")
+    parser.add_argument("--workers", type=int, default=8, help="concurrency of that run")
+    parser.add_argument("--turns", type=int, help="trace replays (turns) per ingest variant")
+    parser.add_argument("--ingest-sessions", type=int, default=8, help="concurrent ingest")
+    parser.add_argument("--repeats", type=int, help="requests per fleet query shape")
+    parser.add_argument("--deep-walks", type=int, help="walks of 20 cursors for the deep page")
+    parser.add_argument(
+        "--backends", default=",".join(BACKENDS), help="comma list of: sqlite, postgres"
+    )
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help="comma list of: create, ingest, fleet"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="event loop (uvicorn picks uvloop in production when it is installed)",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    defaults = {
+        "sessions": 10_000 if quick else 100_000,
+        "creates": 60 if quick else 300,
+        "concurrent_creates": 64 if quick else 304,
+        "turns": 40 if quick else 208,
+        "repeats": 40 if quick else 200,
+        "deep_walks": 2 if quick else 10,
+    }
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    for backend in args.backends:
+        if backend not in BACKENDS:
+            parser.error(f"unknown backend {backend!r}")
+    for scenario in args.only:
+        if scenario not in SCENARIOS:
+            parser.error(f"unknown scenario {scenario!r}")
+    return args
+
+
+async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="corral-bench-"))
+    dbs = Databases(workdir)
+    report: dict[str, Any] = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "quick": args.quick,
+        "config": {k: getattr(args, k) for k in CONFIG_KEYS},
+        "machine": machine_info(args.loop),
+        "results": {backend: {} for backend in args.backends},
+        "errors": {},
+    }
+    backends = list(args.backends)
+    try:
+        if "postgres" in backends:
+            error = await dbs.check_postgres()
+            if error is None:
+                report["machine"]["postgres"] = await postgres_info()
+            else:
+                console.print(f"[yellow]skipping PostgreSQL: {error}[/yellow]")
+                report["errors"]["postgres"] = error
+                backends.remove("postgres")
+        jobs: dict[str, Callable[[str], Coroutine[Any, Any, dict[str, Any]]]] = {
+            "create": lambda b: create.run(
+                dbs, b, workdir, sequential=args.creates,
+                concurrent=args.concurrent_creates, workers=args.workers,
+            ),
+            "ingest": lambda b: ingest.run(
+                dbs, b, workdir, turns=args.turns, concurrency=args.ingest_sessions
+            ),
+            "fleet": lambda b: fleet.run(
+                dbs, b, workdir, sessions=args.sessions, repeats=args.repeats,
+                deep_walks=args.deep_walks,
+            ),
+        }  # fmt: skip
+        for scenario in SCENARIOS:
+            if scenario not in args.only:
+                continue
+            for backend in backends:
+                await _step(console, report, scenario, backend, jobs[scenario])
+    finally:
+        with console.status("dropping benchmark databases"):
+            try:
+                await dbs.aclose()
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+    return report
+
+
+async def _step(
+    console: Console,
+    report: dict[str, Any],
+    scenario: str,
+    backend: str,
+    job: Callable[[str], Awaitable[dict[str, Any]]],
+) -> None:
+    started = time.perf_counter()
+    with console.status(f"{scenario} on {LABELS[backend]}"):
+        try:
+            report["results"][backend][scenario] = await job(backend)
+        except Exception as exc:
+            report["errors"][f"{backend}.{scenario}"] = f"{type(exc).__name__}: {exc}"
+            console.print(f"[red]{scenario} on {LABELS[backend]} failed:[/red]")
+            console.print(traceback.format_exc(), markup=False, highlight=False)
+            return
+    console.print(f"  {scenario} on {LABELS[backend]}: {time.perf_counter() - started:.1f} s")
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def _get(data: dict[str, Any], path: str) -> Any:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if not isinstance(value, int | float) or math.isnan(value):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _lat(node: Any) -> str:
+    if not isinstance(node, dict):
+        return "-"
+    return f"{_num(node.get('p50'), 2)} / {_num(node.get('p99'), 2)}"
+
+
+def _rate(node: Any) -> str:
+    if not isinstance(node, dict):
+        return "-"
+    return f"{_num(node.get('events_per_s'), 0)} ({_num(node.get('transactions_per_s'), 0)} tx/s)"
+
+
+def rows(report: dict[str, Any]) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+    cfg = report["config"]
+    workers = cfg["workers"]
+    n_sessions = f"{cfg['sessions']:,}"
+    return [
+        (f"Session create, sequential (n={cfg['creates']}) p50 / p99 ms",
+         lambda r: _lat(_get(r, "create.sequential"))),
+        (f"Session create, {workers} concurrent (n={cfg['concurrent_creates']}) p50 / p99 ms",
+         lambda r: _lat(_get(r, "create.concurrent"))),
+        (f"Session create, {workers} concurrent: creates/s",
+         lambda r: _num(_get(r, "create.concurrent.throughput_per_s"))),
+        ("Event ingest, 1 tx per native event: events/s",
+         lambda r: _rate(_get(r, "ingest.per_event"))),
+        ("Event ingest, 1 tx per turn (batched): events/s",
+         lambda r: _rate(_get(r, "ingest.batched"))),
+        (f"Event ingest, {cfg['ingest_sessions']} sessions at once, 1 tx per event: events/s",
+         lambda r: _rate(_get(r, "ingest.per_event_concurrent"))),
+        (f"Fleet: bulk insert of {n_sessions} sessions (s)",
+         lambda r: _num(_get(r, "fleet.load_seconds"))),
+        (f"Fleet over {n_sessions}: newest first p50 / p99 ms",
+         lambda r: _lat(_get(r, "fleet.newest"))),
+        ("Fleet: by agent p50 / p99 ms", lambda r: _lat(_get(r, "fleet.by_agent"))),
+        (f"Fleet: by state={fleet.STATE_FILTER} p50 / p99 ms",
+         lambda r: _lat(_get(r, "fleet.by_state"))),
+        ("Fleet: by team p50 / p99 ms", lambda r: _lat(_get(r, "fleet.by_team"))),
+        ("Fleet: cursor pages 2-21 p50 / p99 ms", lambda r: _lat(_get(r, "fleet.deep"))),
+        ("Fleet: page 21 alone p50 / p99 ms", lambda r: _lat(_get(r, "fleet.deep.last_page"))),
+    ]  # fmt: skip
+
+
+def render(report: dict[str, Any], console: Console) -> None:
+    machine = report["machine"]
+    pg = machine.get("postgres", {})
+    console.print(
+        f"[bold]Machine[/bold]: {machine['cpu_count']} CPUs ({machine['cpu_model']}), "
+        f"Python {machine['python']} ({machine['event_loop']}), SQLite {machine['sqlite']}, "
+        f"PostgreSQL {pg.get('server_version', 'n/a')}"
+        + (
+            f" (fsync={pg['fsync']}, synchronous_commit={pg['synchronous_commit']}, "
+            f"shared_buffers={pg['shared_buffers']})"
+            if pg
+            else ""
+        )
+    )
+    backends = list(report["results"])
+    table = Table(title="Corral benchmark" + (" (--quick)" if report["quick"] else ""))
+    table.add_column("Measurement")
+    for backend in backends:
+        table.add_column(LABELS[backend], justify="right")
+    for label, cell in rows(report):
+        table.add_row(label, *(cell(report["results"][b]) for b in backends))
+    console.print(table)
+    for where, error in report["errors"].items():
+        console.print(f"[red]{where}: {error}[/red]")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    # Rich assumes 80 columns when output is not a terminal; the table wants more.
+    console = Console() if sys.stdout.isatty() else Console(width=120)
+    runner: Callable[[Coroutine[Any, Any, dict[str, Any]]], dict[str, Any]] = asyncio.run
+    if args.loop == "uvloop":
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:
+            args.loop = "asyncio"
+
+    async def guarded() -> dict[str, Any]:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):  # SIGTERM: clean up like Ctrl-C does
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        return await _run(args, console)
+
+    started = time.perf_counter()
+    try:
+        report = runner(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print("[yellow]interrupted; benchmark databases were dropped[/yellow]")
+        sys.exit(130)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    render(report, console)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    console.print(f"total {report['seconds']} s; wrote {args.output}")
+    if report["errors"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
