@@ -108,6 +108,10 @@ async def test_full_journey(corral: CorralServer, opencode_sim_url: str) -> None
             )
         )
         assert resolved["status"] == "resolved" and resolved["resolved_by"] == ctx["dev"]["id"]
+        again = await dev.post(
+            f"/v1/sessions/{sid}/approvals/{approval['approval_id']}", json={"decision": "deny"}
+        )
+        assert again.status_code == 409 and again.json()["code"] == "approval_not_pending"
         rest = await read_stream(dev, sid, last_event_id=events_of(asked)[-1].id, until=turn_done)
         rest_types = [f.event for f in events_of(rest)]
         assert rest_types.count("approval.resolved") == 1

@@ -34,7 +34,7 @@ async def record(
     session = await session_repo.get_session(conn, session_id, for_update=True)
     if session is None:
         raise NotFound(f"session {session_id} not found")
-    pending = await approval_repo.list_for_session(conn, session_id, status="pending")
+    pending = await approval_repo.list_for_session(conn, session_id, statuses=approval_repo.OPEN)
     snap = machine.Snapshot(session.state, len(pending), session.stop_reason)
     stored: list[Event] = []
     for draft in drafts:
@@ -108,6 +108,17 @@ async def _link_approval(
             await approval_repo.insert_approval(conn, existing)
         return replace(draft, data={"approval_id": existing.id, **draft.data})
     if draft.type is EventType.APPROVAL_RESOLVED and existing is not None:
+        if existing.resolved_by is not None:
+            # A human's answer claimed this approval; whichever report lands first says so.
+            draft = replace(
+                draft,
+                data={
+                    **draft.data,
+                    "by": "client",
+                    "resolved_by": existing.resolved_by,
+                    "message": existing.message,
+                },
+            )
         await approval_repo.resolve(
             conn,
             existing.id,
@@ -142,7 +153,9 @@ async def _apply_effects(
             )
         await session_repo.update_session(conn, session.id, current_turn_id=None)
         # A turn that ended while a prompt was open (a cancel, an error) leaves nothing to answer.
-        for approval in await approval_repo.list_for_session(conn, session.id, status="pending"):
+        for approval in await approval_repo.list_for_session(
+            conn, session.id, statuses=approval_repo.OPEN
+        ):
             await approval_repo.resolve(
                 conn,
                 approval.id,

@@ -130,7 +130,9 @@ class SessionService:
     ) -> list[Approval]:
         await self.get(who, session_id)
         async with self._db.read() as conn:
-            return await approval_repo.list_for_session(conn, session_id, status=status)
+            return await approval_repo.list_for_session(
+                conn, session_id, statuses=(status,) if status else ()
+            )
 
     async def stream(
         self, who: Principal, session_id: str, after: int, *, heartbeat: float, poll: float = 1.0
@@ -361,8 +363,6 @@ class SessionService:
             approval = await approval_repo.get_approval(conn, session_id, approval_id)
         if approval is None:
             raise NotFound(f"approval {approval_id} not found")
-        if approval.status != "pending":
-            raise Conflict(f"approval is already {approval.status}", code="approval_not_pending")
         if approval.choices and decision.value not in approval.choices:
             raise Conflict(
                 f"{decision.value!r} is not offered here; choose one of {approval.choices}",
@@ -373,9 +373,20 @@ class SessionService:
         )
         if not supports_approvals(adapter) or session.native_session_id is None:
             raise Conflict("this runtime cannot answer approvals", code="capability_unsupported")
-        await adapter.resolve_approval(
-            session.native_session_id, approval.native_id, decision, message
-        )
+        async with self._db.write() as conn:
+            claimed = await approval_repo.claim(
+                conn, approval_id, decision=decision.value, message=message, resolved_by=who.user_id
+            )
+        if not claimed:
+            raise Conflict("approval is no longer pending", code="approval_not_pending")
+        try:
+            await adapter.resolve_approval(
+                session.native_session_id, approval.native_id, decision, message
+            )
+        except RuntimeFailure:
+            async with self._db.write() as conn:
+                await approval_repo.release(conn, approval_id)
+            raise
         data = {
             "native_approval_id": approval.native_id,
             "decision": decision.value,

@@ -36,12 +36,16 @@ async def get_by_native(conn: AsyncConnection, session_id: str, native_id: str) 
     return Approval(**row._mapping) if row else None
 
 
+#: Still waiting on the runtime: "resolving" means a human answered and Corral is telling it.
+OPEN = ("pending", "resolving")
+
+
 async def list_for_session(
-    conn: AsyncConnection, session_id: str, *, status: str | None = None
+    conn: AsyncConnection, session_id: str, *, statuses: tuple[str, ...] = ()
 ) -> list[Approval]:
     query = sa.select(approvals).where(approvals.c.session_id == session_id)
-    if status is not None:
-        query = query.where(approvals.c.status == status)
+    if statuses:
+        query = query.where(approvals.c.status.in_(statuses))
     rows = (await conn.execute(query.order_by(approvals.c.created_at))).all()
     return [Approval(**r._mapping) for r in rows]
 
@@ -56,10 +60,10 @@ async def resolve(
     resolved_by: str | None,
     at: datetime,
 ) -> bool:
-    """Resolve a pending approval; False when it was no longer pending (someone else won)."""
+    """Resolve an open approval; False when it was already closed (someone else won)."""
     result = await conn.execute(
         sa.update(approvals)
-        .where(approvals.c.id == approval_id, approvals.c.status == "pending")
+        .where(approvals.c.id == approval_id, approvals.c.status.in_(OPEN))
         .values(
             status=status,
             decision=decision,
@@ -69,3 +73,29 @@ async def resolve(
         )
     )
     return bool(result.rowcount)
+
+
+async def claim(
+    conn: AsyncConnection,
+    approval_id: str,
+    *,
+    decision: str,
+    message: str | None,
+    resolved_by: str,
+) -> bool:
+    """Reserve a pending approval for one human's answer while the runtime is told."""
+    result = await conn.execute(
+        sa.update(approvals)
+        .where(approvals.c.id == approval_id, approvals.c.status == "pending")
+        .values(status="resolving", decision=decision, message=message, resolved_by=resolved_by)
+    )
+    return bool(result.rowcount)
+
+
+async def release(conn: AsyncConnection, approval_id: str) -> None:
+    """Undo a claim whose answer never reached the runtime."""
+    await conn.execute(
+        sa.update(approvals)
+        .where(approvals.c.id == approval_id, approvals.c.status == "resolving")
+        .values(status="pending", decision=None, message=None, resolved_by=None)
+    )
