@@ -19,13 +19,13 @@ class EventHub:
         for waiter in self._waiters.get(session_id, ()):
             waiter.set()
 
-    async def wait(self, session_id: str, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for news of ``session_id``; True if notified."""
+    async def wait(self, session_id: str, within: float) -> bool:
+        """Wait up to ``within`` seconds for news of ``session_id``; True if notified."""
         waiter = asyncio.Event()
         self._waiters.setdefault(session_id, set()).add(waiter)
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wait(), timeout)
+                await asyncio.wait_for(waiter.wait(), within)
             return waiter.is_set()
         finally:
             waiters = self._waiters.get(session_id)
