@@ -22,6 +22,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", "--hostname", dest="host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4096)
     parser.add_argument("--llm-url", default="http://127.0.0.1:8765", help="mock LLM base URL")
+    parser.add_argument("--directory", default=os.getcwd(), help="project dir (default: cwd)")
     parser.add_argument("--heartbeat", type=float, default=10.0, help="seconds between heartbeats")
     parser.add_argument("--cost-input", type=float, default=1.0, help="USD per 1M input tokens")
     parser.add_argument("--cost-output", type=float, default=2.0, help="USD per 1M output tokens")
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rules = dict(item.split("=", 1) for item in args.permission.split(",") if "=" in item)
     config = SimConfig(
         llm_url=args.llm_url,
+        directory=args.directory,
         password=os.environ.get("OPENCODE_SERVER_PASSWORD") or None,
         username=os.environ.get("OPENCODE_SERVER_USERNAME") or "opencode",
         heartbeat_interval=args.heartbeat,

@@ -196,13 +196,20 @@ async def events(request: Request) -> Response:
 
 
 async def global_events(request: Request) -> Response:
-    """``/global/event``: the same bus, each event wrapped with its directory."""
+    """``/global/event``: the same bus, each event wrapped with its directory and project.
+
+    (The real server also interleaves ``sync`` duplicates here; they are not simulated.)
+    """
     sim = _sim(request)
 
     async def wrapped() -> AsyncIterator[bytes]:
         async for frame in sim.bus.stream(sim.config.heartbeat_interval):
             event = json.loads(frame[len(b"data: ") :])
-            envelope = {"directory": sim.config.directory, "payload": event}
+            envelope = {
+                "directory": sim.config.directory,
+                "project": sim.store.project_id,
+                "payload": event,
+            }
             yield b"data: " + json.dumps(envelope, separators=(",", ":")).encode() + b"\n\n"
 
     return StreamingResponse(wrapped(), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -143,6 +143,10 @@ class Engine:
             return self._fail(session, step, _ABORTED)
         except TurnError as exc:
             return self._fail(session, step, exc.error)
+        except Exception as exc:  # a simulator bug must end the turn, never hang a test
+            return self._fail(
+                session, step, {"name": "UnknownError", "data": {"message": repr(exc)}}
+            )
         self._idle(session.id)
         if not self.config.silence:
             self.store.summarize(session, user)

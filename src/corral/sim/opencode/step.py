@@ -108,6 +108,8 @@ class StepRunner:
                 if not exc.retryable or attempt >= self.config.max_retries:
                     raise TurnError(_http_error(exc)) from exc
                 message = exc.message
+            except upstream.UpstreamBroken as exc:
+                raise TurnError({"name": "UnknownError", "data": {"message": str(exc)}}) from exc
             except upstream.UpstreamUnreachable as exc:
                 if attempt >= self.config.max_retries:
                     data = {"message": str(exc), "isRetryable": True, "metadata": {"url": url}}

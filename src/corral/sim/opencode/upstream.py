@@ -22,6 +22,7 @@ __all__ = [
     "TextDelta",
     "ToolCall",
     "ToolCallStart",
+    "UpstreamBroken",
     "UpstreamEvent",
     "UpstreamHTTPError",
     "UpstreamUnreachable",
@@ -102,6 +103,10 @@ class UpstreamUnreachable(Exception):
     """The upstream could not be reached at all (connection refused, timeout)."""
 
 
+class UpstreamBroken(Exception):
+    """The stream broke (dropped connection, unparsable chunk) after it had started."""
+
+
 @dataclass
 class _PendingCall:
     call_id: str
@@ -123,16 +128,21 @@ async def stream_chat(
 ) -> AsyncIterator[UpstreamEvent]:
     """POST a streaming chat completion and yield its events; raise the two errors above."""
     headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    started = False
     try:
         async with client.stream("POST", url, json=body, headers=headers) as response:
             if response.status_code >= 400:
                 text = (await response.aread()).decode(errors="replace")
                 headers = {k.lower(): v for k, v in response.headers.items()}
                 raise UpstreamHTTPError(response.status_code, text, url, headers)
+            started = True
             yield Started()
             async for event in _parse(response.aiter_lines()):
                 yield event
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as exc:
+    except (httpx.TransportError, ValueError) as exc:
+        if started:
+            # Output already went out: retrying would repeat it, so the turn fails.
+            raise UpstreamBroken(f"{type(exc).__name__}: {exc}") from exc
         # Bun's wording, which the AI SDK wraps; clients may show it verbatim.
         raise UpstreamUnreachable(
             "Cannot connect to API: Unable to connect. Is the computer able to access the url?"
