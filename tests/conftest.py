@@ -10,7 +10,7 @@ import pytest
 from corral.sim._server import BackgroundServer
 from corral.sim.opencode import SimConfig
 from corral.sim.opencode import create_app as create_opencode_sim
-from tests.support.corral import CorralServer, running_corral, corral_settings
+from tests.support.corral import CorralServer, corral_settings, running_corral
 from tests.support.databases import PostgresFactory, sqlite_url
 
 pytest_plugins = ["tests.plugins.real_opencode"]

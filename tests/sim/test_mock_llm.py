@@ -96,7 +96,6 @@ def test_find_script_prefers_last_user_message_with_a_directive() -> None:
     messages = [
         user("first"),
         user([{"type": "text", "text": "go [[tool:bash {}]]"}]),
-        {"role": "assistant", "content": "ok"},
         user("<system-reminder>runtime context</system-reminder>"),
     ]
     script, index = find_script(messages)
@@ -303,3 +302,17 @@ def test_openai_sdk_roundtrip(url: str) -> None:
             tools=TOOLS,
         )
     assert info.value.status_code == 400
+
+
+def test_a_directive_from_an_earlier_turn_is_not_replayed() -> None:
+    messages = [
+        {"role": "user", "content": "[[slow:1]] first"},
+        {"role": "assistant", "content": "Echo: first"},
+        {"role": "user", "content": "second"},
+    ]
+    script, index = find_script(messages)
+    assert index == 2 and not script.has_directive
+    wrapped = [*messages, {"role": "user", "content": "runtime context block"}]
+    messages[2]["content"] = '[[tool:read {"filePath": "a"}]] second'
+    script, index = find_script(wrapped)
+    assert index == 2 and script.has_directive

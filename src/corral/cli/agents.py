@@ -111,10 +111,18 @@ def list_agents(
     output.table(
         ["ID", "NAME", "VERSION", "PAUSED", "RUNTIME", "TEAM", "MODEL", "UPDATED"],
         (
-            [a["id"], a["name"], a["version"], a["paused"], a["runtime_id"], a["team_id"],
-             a["model"], output.when(a["updated_at"])]
+            [
+                a["id"],
+                a["name"],
+                a["version"],
+                a["paused"],
+                a["runtime_id"],
+                a["team_id"],
+                a["model"],
+                output.when(a["updated_at"]),
+            ]
             for a in items
-        ),  # fmt: skip
+        ),
         empty="no agents",
     )
 
@@ -182,10 +190,17 @@ def versions(ctx: typer.Context, agent: str = AgentArg, json_: bool = JsonOpt) -
     output.table(
         ["VERSION", "NAME", "RUNTIME", "MODEL", "TOOLS", "BY", "CREATED"],
         (
-            [v["version"], v["name"], v["runtime_id"], v["model"], ", ".join(v["tools"]),
-             v["created_by"], output.when(v["created_at"])]
+            [
+                v["version"],
+                v["name"],
+                v["runtime_id"],
+                v["model"],
+                ", ".join(v["tools"]),
+                v["created_by"],
+                output.when(v["created_at"]),
+            ]
             for v in items
-        ),  # fmt: skip
+        ),
         empty="no versions",
     )
 

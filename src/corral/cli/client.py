@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,7 +150,14 @@ class CorralClient:
             raise self._unreachable(exc) from None
         if response.status_code >= 400:
             raise _problem_error(response)
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:  # e.g. CORRAL_URL points at some other web server
+            raise CliError(
+                "bad_response", f"{self.url} did not answer with JSON: is it a Corral server?"
+            ) from None
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)
@@ -179,7 +186,9 @@ class CorralClient:
             raise CliError("not_found", f"no {kind} named {name!r}", 404)
         if len(found) > 1:
             ids = ", ".join(str(item["id"]) for item in found)
-            raise CliError("ambiguous", f"{len(found)} {kind}s are named {name!r}: {ids}; use an id")
+            raise CliError(
+                "ambiguous", f"{len(found)} {kind}s are named {name!r}: {ids}; use an id"
+            )
         return str(found[0]["id"])
 
     def resolve_agent(self, ref: str) -> str:
@@ -206,7 +215,7 @@ class CorralClient:
         after: int = 0,
         *,
         on_reconnect: Callable[[int, str], None] | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Generator[dict[str, Any], None, None]:
         """Events of a session after seq ``after``, live, resuming with Last-Event-ID on drops.
 
         A first connection that fails is an error at once (wrong URL, wrong key); once the

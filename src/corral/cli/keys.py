@@ -25,7 +25,9 @@ def _issued(state: output.State, key: dict[str, Any], verb: str) -> None:
     if state.json:
         output.emit_json(key)
     else:
-        output.done(f"{verb} key {key['id']} {key['name']!r} (role {key['role']}, user {key['user_id']})")
+        output.done(
+            f"{verb} key {key['id']} {key['name']!r} (role {key['role']}, user {key['user_id']})"
+        )
         # The secret alone on stdout, so `corral keys create ... | tail -1` style scripts work.
         output.stdout.print(key["key"], markup=False)
     output.warn("This key is shown only once: store it now (e.g. in CORRAL_API_KEY).")
@@ -69,17 +71,27 @@ def list_keys(
     output.table(
         ["ID", "NAME", "PREFIX", "USER", "ROLE", "CREATED", "LAST USED", "EXPIRES", "REVOKED"],
         (
-            [k["id"], k["name"], k["prefix"], k["user_id"], k["role"], output.when(k["created_at"]),
-             output.when(k["last_used_at"]), output.when(k["expires_at"]),
-             output.when(k["revoked_at"])]
+            [
+                k["id"],
+                k["name"],
+                k["prefix"],
+                k["user_id"],
+                k["role"],
+                output.when(k["created_at"]),
+                output.when(k["last_used_at"]),
+                output.when(k["expires_at"]),
+                output.when(k["revoked_at"]),
+            ]
             for k in items
-        ),  # fmt: skip
+        ),
         empty="no keys",
     )
 
 
 @app.command("revoke")
-def revoke(ctx: typer.Context, key_id: str = typer.Argument(..., metavar="ID"), json_: bool = JsonOpt) -> None:
+def revoke(
+    ctx: typer.Context, key_id: str = typer.Argument(..., metavar="ID"), json_: bool = JsonOpt
+) -> None:
     """Revoke a key: it stops working at once."""
     state = output.use(ctx, json_)
     key = state.client.post(f"/v1/keys/{key_id}/revoke")
@@ -90,7 +102,9 @@ def revoke(ctx: typer.Context, key_id: str = typer.Argument(..., metavar="ID"), 
 
 
 @app.command("rotate")
-def rotate(ctx: typer.Context, key_id: str = typer.Argument(..., metavar="ID"), json_: bool = JsonOpt) -> None:
+def rotate(
+    ctx: typer.Context, key_id: str = typer.Argument(..., metavar="ID"), json_: bool = JsonOpt
+) -> None:
     """Issue a successor key (same owner, role, expiry); the old key stops at once."""
     state = output.use(ctx, json_)
     key = state.client.post(f"/v1/keys/{key_id}/rotate")

@@ -7,10 +7,8 @@ Exit codes: 0 success, 1 any error reported by Corral or on the way to it, 2 a u
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -23,26 +21,28 @@ from corral.cli.client import DEFAULT_URL, CliError
 _LAZY = {"demo": "corral.cli.demo"}
 
 
-def _lazy_command(name: str) -> click.Command | None:
+def _lazy_command(name: str) -> Any:
     try:
         module = importlib.import_module(_LAZY[name])
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as exc:
+        if exc.name != _LAZY[name]:  # the module is there but one of its imports is not
+            raise
         return None
     holder = typer.Typer()
     holder.callback()(lambda: None)  # a callback makes Typer build a group we can look into
     module.register(holder)
-    group = typer.main.get_command(holder)
-    assert isinstance(group, click.Group)
-    return group.commands.get(name)
+    return getattr(typer.main.get_command(holder), "commands", {}).get(name)
 
 
 class CorralGroup(TyperGroup):
     """The root command: turns every :class:`CliError` into one message and exit code 1."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    # Contexts and commands are typed Any: depending on its version Typer uses Click or its own
+    # vendored copy, and naming either here would tie the CLI to one of them.
+    def list_commands(self, ctx: Any) -> list[str]:
         return [*super().list_commands(ctx), *(n for n in _LAZY if n not in self.commands)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         found = super().get_command(ctx, cmd_name)
         if found is None and cmd_name in _LAZY:
             found = _lazy_command(cmd_name)
@@ -50,7 +50,7 @@ class CorralGroup(TyperGroup):
                 self.add_command(found, cmd_name)
         return found
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except CliError as error:
@@ -59,8 +59,8 @@ class CorralGroup(TyperGroup):
             ctx.exit(1)
         finally:
             state = ctx.find_object(output.State)
-            if state is not None and state._client is not None:
-                state._client.close()
+            if state is not None:
+                state.close()
 
 
 app = typer.Typer(
@@ -75,6 +75,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from importlib import metadata  # ~40 ms of imports: only when asked
+
         typer.echo(f"corral {metadata.version('corral')}")
         raise typer.Exit()
 

@@ -60,14 +60,16 @@ def add(
 ) -> None:
     """Register a runtime."""
     state = output.use(ctx, json_)
-    body = {"name": name, "kind": kind, "base_url": url}
+    body: dict[str, Any] = {"name": name, "kind": kind, "base_url": url}
     if config is not None:
         body["config"] = output.json_object("--config", config)
     rt = state.client.post("/v1/runtimes", body)
     if state.json:
         output.emit_json(rt)
     else:
-        output.done(f"Registered runtime {rt['id']} {rt['name']!r} ({rt['kind']} at {rt['base_url']})")
+        output.done(
+            f"Registered runtime {rt['id']} {rt['name']!r} ({rt['kind']} at {rt['base_url']})"
+        )
 
 
 @app.command("list")
@@ -81,10 +83,16 @@ def list_runtimes(ctx: typer.Context, json_: bool = JsonOpt) -> None:
     output.table(
         ["ID", "NAME", "KIND", "URL", "CREDENTIAL SCOPES", "CREATED"],
         (
-            [r["id"], r["name"], r["kind"], r["base_url"], len(r.get("credentials") or []),
-             output.when(r["created_at"])]
+            [
+                r["id"],
+                r["name"],
+                r["kind"],
+                r["base_url"],
+                len(r.get("credentials") or []),
+                output.when(r["created_at"]),
+            ]
             for r in items
-        ),  # fmt: skip
+        ),
         empty="no runtimes",
     )
 
@@ -179,9 +187,7 @@ def set_credentials(
     if state.json:
         output.emit_json(rt)
         return
-    scope = (
-        f"agent {body['agent_id']}" if agent else f"team {body['team_id']}" if team else "runtime"
-    )
+    scope = f"agent {body['agent_id']}" if agent else f"team {body['team_id']}" if team else "org"
     fields = ", ".join(sorted(values))
     output.done(f"Stored credentials for {rt['name']} ({rt['id']}), scope {scope}: {fields}")
 

@@ -11,7 +11,9 @@ app = typer.Typer(no_args_is_help=True)
 
 
 @app.command("create")
-def create(ctx: typer.Context, name: str = typer.Argument(..., help="Team name."), json_: bool = JsonOpt) -> None:
+def create(
+    ctx: typer.Context, name: str = typer.Argument(..., help="Team name."), json_: bool = JsonOpt
+) -> None:
     """Create a team (admins only)."""
     state = output.use(ctx, json_)
     team = state.client.post("/v1/teams", {"name": name})

@@ -49,7 +49,10 @@ async def list_agents(
 
 @router.get("/{agent_id}", response_model=Agent)
 async def get_agent(
-    agent_id: str, who: Caller, svc: Svc, version: int | None = Query(default=None, ge=1, le=1_000_000)
+    agent_id: str,
+    who: Caller,
+    svc: Svc,
+    version: int | None = Query(default=None, ge=1, le=1_000_000),
 ) -> Agent:
     return Agent.model_validate(await svc.agents.get(who, agent_id, version))
 

@@ -121,11 +121,23 @@ def content_text(content: Any) -> str:
     return ""
 
 
+def _ends_a_turn(msg: Any) -> bool:
+    """An assistant answer without tool calls closes an earlier turn."""
+    return isinstance(msg, dict) and msg.get("role") == "assistant" and not msg.get("tool_calls")
+
+
 def find_script(messages: Sequence[Any]) -> tuple[Script, int]:
-    """Pick the scripting user message; return its script and index (-1 if none)."""
+    """Pick the scripting user message of the current turn; return its script and index.
+
+    The current turn is everything after the last assistant answer that made no tool call:
+    runtimes may add user messages of their own around the prompt (so the directive is looked
+    for in all of them), but a directive from an earlier turn must not be replayed.
+    """
     fallback: tuple[Script, int] = (Script(), -1)
     for index in range(len(messages) - 1, -1, -1):
         msg = messages[index]
+        if _ends_a_turn(msg) and fallback[1] != -1:
+            break
         if not isinstance(msg, dict) or msg.get("role") != "user":
             continue
         script = parse_script(content_text(msg.get("content")))
