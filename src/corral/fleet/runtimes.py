@@ -108,12 +108,18 @@ class RuntimeService:
         return [i for i in infos if i.scope_type != "team" or i.scope_id == who.team_id]
 
     async def list_runtimes(
-        self, who: Principal, *, kind: str | None, cursor: str | None, limit: int | None
+        self,
+        who: Principal,
+        *,
+        kind: str | None,
+        name: str | None = None,
+        cursor: str | None,
+        limit: int | None,
     ) -> Page[Runtime]:
         authorize(who, Action.RUNTIMES_READ)
         async with self._db.read() as conn:
             return await repo.list_runtimes(
-                conn, who.org_id, kind=kind, cursor=cursor, limit=clamp_limit(limit)
+                conn, who.org_id, kind=kind, name=name, cursor=cursor, limit=clamp_limit(limit)
             )
 
     async def _scope(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -62,6 +63,10 @@ class SessionQueries:
                 conn, session_id, statuses=(status,) if status else ()
             )
 
+    async def _batch(self, session_id: str, after: int) -> list[Event]:
+        async with self._db.read() as conn:
+            return await event_repo.after(conn, session_id, after, 500)
+
     async def stream(
         self, who: Principal, session_id: str, after: int, *, heartbeat: float, poll: float = 1.0
     ) -> AsyncIterator[list[Event] | None]:
@@ -69,8 +74,9 @@ class SessionQueries:
         await self.get(who, session_id)
         cursor, last_sent = after, time.monotonic()
         while True:
-            async with self._db.read() as conn:
-                batch = await event_repo.after(conn, session_id, cursor, 500)
+            # A client hanging up cancels this generator; shielding the read lets the pooled
+            # connection be returned cleanly instead of being torn down mid-query.
+            batch = await asyncio.shield(self._batch(session_id, cursor))
             if batch:
                 cursor, last_sent = batch[-1].seq, time.monotonic()
                 yield batch

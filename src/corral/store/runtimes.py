@@ -36,11 +36,19 @@ async def get_runtime_by_name(conn: AsyncConnection, org_id: str, name: str) -> 
 
 
 async def list_runtimes(
-    conn: AsyncConnection, org_id: str, *, kind: str | None, cursor: str | None, limit: int
+    conn: AsyncConnection,
+    org_id: str,
+    *,
+    kind: str | None,
+    name: str | None = None,
+    cursor: str | None,
+    limit: int,
 ) -> Page[Runtime]:
     query = sa.select(runtimes).where(runtimes.c.org_id == org_id)
     if kind is not None:
         query = query.where(runtimes.c.kind == kind)
+    if name is not None:
+        query = query.where(runtimes.c.name == name)
     rows = (await conn.execute(pagination.newest_first(query, runtimes, cursor, limit))).all()
     kept, nxt = pagination.split_page(list(rows), limit)
     return Page([Runtime(**r._mapping) for r in kept], nxt)

@@ -47,10 +47,11 @@ async def list_runtimes(
     who: Caller,
     svc: Svc,
     kind: str | None = Query(default=None, max_length=40),
+    name: str | None = Query(default=None, max_length=200),
     cursor: str | None = Query(default=None, max_length=500),
     limit: int | None = Query(default=None, ge=1, le=200),
 ) -> PageOut[Runtime]:
-    page = await svc.runtimes.list_runtimes(who, kind=kind, cursor=cursor, limit=limit)
+    page = await svc.runtimes.list_runtimes(who, kind=kind, name=name, cursor=cursor, limit=limit)
     views = [await svc.runtimes.get(who, rt.id) for rt in page.items]
     return PageOut[Runtime](data=[_out(v) for v in views], next_cursor=page.next_cursor)
 

@@ -41,6 +41,7 @@ class Session(Output):
     stop_reason: str | None
     title: str | None
     turns: int
+    current_turn_id: str | None
     last_seq: int
     input_tokens: int
     output_tokens: int
