@@ -38,6 +38,7 @@ from corral.store.db import Database
 
 BACKENDS = ("sqlite", "postgres")
 DEFAULT_PG = "postgresql://corral:corral@127.0.0.1:5432/corral_test"
+DROP_ATTEMPTS = 20
 
 
 # -- statistics ---------------------------------------------------------------------------
@@ -148,7 +149,17 @@ class Databases:
         return asyncpg_dsn(postgres_admin_url(), name)
 
     async def _drop(self, name: str) -> None:
-        await _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # WITH (FORCE) ends our own leftover connections, but PostgreSQL 15 refuses to end an
+        # autovacuum worker that happens to be in the database ("must be a member of the role
+        # whose process is being terminated"); that worker leaves within moments, so retry.
+        for attempt in range(DROP_ATTEMPTS):
+            try:
+                await _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                break
+            except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+                if attempt == DROP_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.5)
         if name in self._created:
             self._created.remove(name)
 

@@ -7,7 +7,8 @@ native id keeps every event.
 
 A turn is what the server does for it:
 
-* the turn-start transaction ``SessionService.send`` runs (input and turn rows, ``turn.started``);
+* the two transactions ``SessionService.send`` runs (input and turn rows and ``turn.started``;
+  then the input marked delivered);
 * then every native frame goes to a real :class:`corral.sessions.pump.Pump` exactly as its
   ``run`` loop does: ``pump.record(pump.mapper.map(frame))``, i.e. ``OpenCodeMapper`` plus one
   ``recorder.record`` write transaction per frame that maps to anything ("per event"); or
@@ -97,7 +98,7 @@ class Counts:
     transactions: int = 0
 
 
-async def _start_turn(db: Database, session_id: str) -> str:
+async def _start_turn(db: Database, session_id: str) -> tuple[str, str]:
     """What ``SessionService.send`` writes before it hands the input to the runtime."""
     turn_id, input_id, now = new_id("turn"), new_id("input"), utcnow()
     async with db.write() as conn:
@@ -116,16 +117,24 @@ async def _start_turn(db: Database, session_id: str) -> str:
         started = {"turn_id": turn_id, "input_id": input_id, "text": "go"}
         draft = EventDraft(EventType.TURN_STARTED, started, f"turn-start:{turn_id}")
         await recorder.record(conn, session_id, [draft], turn_id=turn_id, at=now)
-    return turn_id
+    return turn_id, input_id
+
+
+async def _mark_delivered(db: Database, input_id: str) -> None:
+    """What ``SessionService.send`` writes once the runtime accepted the input."""
+    async with db.write() as conn:
+        await session_repo.mark_input(conn, input_id, "delivered", utcnow())
 
 
 async def _drive(
     pump: Pump, db: Database, turns: list[list[NativeEvent]], *, batched: bool, counts: Counts
 ) -> None:
     for frames in turns:
-        pump.begin_turn(await _start_turn(db, pump.session_id))
+        turn_id, input_id = await _start_turn(db, pump.session_id)
+        pump.begin_turn(turn_id)
+        await _mark_delivered(db, input_id)
         counts.turns += 1
-        counts.transactions += 1
+        counts.transactions += 2
         counts.frames += len(frames)
         if batched:
             drafts: list[EventDraft] = []

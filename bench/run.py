@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import shutil
 import signal
 import sys
@@ -93,9 +94,10 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": args.quick,
         "config": {k: getattr(args, k) for k in CONFIG_KEYS},
-        "machine": machine_info(args.loop),
+        "machine": {**machine_info(args.loop), "load_average_start": _load()},
         "results": {backend: {} for backend in args.backends},
         "errors": {},
+        "skipped": {},
     }
     backends = list(args.backends)
     try:
@@ -105,7 +107,8 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 report["machine"]["postgres"] = await postgres_info()
             else:
                 console.print(f"[yellow]skipping PostgreSQL: {error}[/yellow]")
-                report["errors"]["postgres"] = error
+                report["skipped"]["postgres"] = error
+                report["results"].pop("postgres")
                 backends.remove("postgres")
         jobs: dict[str, Callable[[str], Coroutine[Any, Any, dict[str, Any]]]] = {
             "create": lambda b: create.run(
@@ -129,9 +132,18 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         with console.status("dropping benchmark databases"):
             try:
                 await dbs.aclose()
+            except Exception as exc:
+                report["errors"]["cleanup"] = str(exc)
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
+    report["machine"]["load_average_end"] = _load()
     return report
+
+
+def _load() -> list[float] | None:
+    with contextlib.suppress(OSError, AttributeError):
+        return [round(x, 2) for x in os.getloadavg()]
+    return None
 
 
 async def _step(
@@ -204,13 +216,22 @@ def rows(report: dict[str, Any]) -> list[tuple[str, Callable[[dict[str, Any]], s
          lambda r: _num(_get(r, "fleet.load_seconds"))),
         (f"Fleet over {n_sessions}: newest first p50 / p99 ms",
          lambda r: _lat(_get(r, "fleet.newest"))),
-        ("Fleet: by agent p50 / p99 ms", lambda r: _lat(_get(r, "fleet.by_agent"))),
+        ("Fleet: by agent (~5% of sessions each) p50 / p99 ms",
+         lambda r: _lat(_get(r, "fleet.by_agent"))),
+        (f"Fleet: by an agent with {fleet.SMALL_AGENT_SESSIONS} sessions p50 / p99 ms",
+         lambda r: _lat(_get(r, "fleet.by_small_agent"))),
         (f"Fleet: by state={fleet.STATE_FILTER} p50 / p99 ms",
          lambda r: _lat(_get(r, "fleet.by_state"))),
         ("Fleet: by team p50 / p99 ms", lambda r: _lat(_get(r, "fleet.by_team"))),
         ("Fleet: cursor pages 2-21 p50 / p99 ms", lambda r: _lat(_get(r, "fleet.deep"))),
         ("Fleet: page 21 alone p50 / p99 ms", lambda r: _lat(_get(r, "fleet.deep.last_page"))),
+        (f"Fleet: page after row {_deep_row(cfg['sessions']):,} (cursor) p50 / p99 ms",
+         lambda r: _lat(_get(r, "fleet.far"))),
     ]  # fmt: skip
+
+
+def _deep_row(sessions: int) -> int:
+    return int(sessions * fleet.FAR_FRACTION)
 
 
 def render(report: dict[str, Any], console: Console) -> None:
@@ -235,6 +256,12 @@ def render(report: dict[str, Any], console: Console) -> None:
     for label, cell in rows(report):
         table.add_row(label, *(cell(report["results"][b]) for b in backends))
     console.print(table)
+    console.print(
+        f"load average (1, 5, 15 min) at start {machine.get('load_average_start')}, "
+        f"at end {machine.get('load_average_end')}: other work on the machine skews the numbers"
+    )
+    for backend, why in report["skipped"].items():
+        console.print(f"[yellow]{LABELS[backend]} skipped: {why}[/yellow]")
     for where, error in report["errors"].items():
         console.print(f"[red]{where}: {error}[/red]")
 

@@ -53,8 +53,9 @@ async def seed_fleet(
     """Teams, one OpenCode runtime, and agents (version 1 each) in ``org_id``."""
     now = utcnow()
     runtime_id = new_id("runtime")
-    team_rows = [
-        {"id": new_id("team"), "org_id": org_id, "name": f"bench-team-{i}", "created_at": now}
+    tag = runtime_id[-6:]  # keeps names unique when one org is seeded twice
+    team_rows: list[dict[str, Any]] = [
+        {"id": new_id("team"), "org_id": org_id, "name": f"bench-{tag}-{i}", "created_at": now}
         for i in range(teams)
     ]
     agent_rows: list[dict[str, Any]] = []
@@ -80,7 +81,7 @@ async def seed_fleet(
     async with db.write() as conn:
         await conn.execute(
             sa.insert(t.runtimes).values(
-                id=runtime_id, org_id=org_id, name=f"bench-{runtime_id[-6:]}", kind="opencode",
+                id=runtime_id, org_id=org_id, name=f"bench-{tag}", kind="opencode",
                 base_url=base_url, config={}, created_at=now, updated_at=now,
             )
         )  # fmt: skip

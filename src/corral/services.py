@@ -37,6 +37,7 @@ class Services:
     async def aclose(self) -> None:
         await self.pumps.aclose()
         await self.pool.aclose()
+        await self.db.optimize()
         await self.db.dispose()
 
 
@@ -48,6 +49,7 @@ async def build(settings: Settings) -> Services:
     db = Database(settings.database_url)
     if settings.auto_migrate:
         await migrate.upgrade(db)
+    await db.optimize()
     vault = Vault(load_keyring(settings), reload=lambda: load_keyring(settings))
     hub = EventHub()
     pool = AdapterPool(db, vault)

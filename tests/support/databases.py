@@ -64,15 +64,28 @@ class PostgresFactory:
         self.created.append(name)
         return _asyncpg_dsn(self.admin, name)
 
+    async def _drop(self, name: str) -> None:
+        # An autovacuum worker connected to the database makes FORCE fail for a non-superuser
+        # ("must be a member of the role whose process is being terminated"); it leaves soon.
+        for attempt in range(20):
+            try:
+                await self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except asyncpg.PostgresError:
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.25)
+
     async def drop(self, url: str) -> None:
         name = make_url(url).database
-        await self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        assert name is not None
+        await self._drop(name)
         if name in self.created:
             self.created.remove(name)
 
     async def drop_all(self) -> None:
         for name in list(reversed(self.created)):
-            await self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await self._drop(name)
         self.created.clear()
 
     async def check(self) -> str | None:

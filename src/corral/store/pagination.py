@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from corral.domain.errors import InvalidRequest
+from corral.store.types import UTCDateTime
 
 MAX_LIMIT = 200
 
@@ -35,11 +36,11 @@ def newest_first(
     """Apply keyset pagination; fetches ``limit + 1`` rows so the caller can tell if more remain."""
     if cursor:
         created, item_id = decode_cursor(cursor)
+        # A row-value comparison, so both databases use it as an index bound (an OR of the
+        # two columns makes PostgreSQL scan every row before the page).
         query = query.where(
-            sa.or_(
-                table.c.created_at < created,
-                sa.and_(table.c.created_at == created, table.c.id < item_id),
-            )
+            sa.tuple_(table.c.created_at, table.c.id)
+            < sa.tuple_(sa.literal(created, UTCDateTime), sa.literal(item_id))
         )
     return query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
 

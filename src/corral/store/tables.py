@@ -164,11 +164,12 @@ sessions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("last_activity_at", UTCDateTime, nullable=False),
+    # The fleet query: newest first within the org, optionally narrowed by one column.
     sa.Index(None, "org_id", "created_at", "id"),
     sa.Index(None, "team_id", "created_at", "id"),
-    sa.Index(None, "agent_id", "created_at"),
+    sa.Index(None, "agent_id", "created_at", "id"),
+    sa.Index(None, "org_id", "state", "created_at", "id"),
     sa.Index(None, "runtime_id", "native_session_id"),
-    sa.Index(None, "state"),
 )
 
 turns = sa.Table(
