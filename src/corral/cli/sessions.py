@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 import typer
 
 from corral.cli import live, output
 from corral.cli.output import JsonOpt
+from corral.domain.states import SessionState
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -18,17 +18,6 @@ NoStreamOpt = typer.Option(False, "--no-stream", help="Return at once; do not fo
 IdemOpt = typer.Option(
     None, "--idempotency-key", metavar="K", help="Retrying with the same key never repeats it."
 )
-
-
-class StateChoice(StrEnum):
-    CREATED = "created"
-    RUNNING = "running"
-    WAITING_APPROVAL = "waiting_approval"
-    WAITING_INPUT = "waiting_input"
-    CANCELLING = "cancelling"
-    IDLE = "idle"
-    FAILED = "failed"
-    TERMINATED = "terminated"
 
 
 def _exit(code: int) -> None:
@@ -98,7 +87,7 @@ def list_sessions(
     runtime: str | None = typer.Option(None, "--runtime", help="Runtime id or name."),
     team: str | None = typer.Option(None, "--team", help="Team id or name."),
     user: str | None = typer.Option(None, "--user", help="User id."),
-    states: list[StateChoice] | None = typer.Option(None, "--state", help="State (repeat)."),
+    states: list[SessionState] | None = typer.Option(None, "--state", help="State (repeat)."),
     since: str | None = typer.Option(None, "--since", help="Created after: ISO time or 2h, 7d."),
     until: str | None = typer.Option(None, "--until", help="Created before: ISO time or span."),
     limit: int | None = typer.Option(None, "--limit", min=1, max=200, help="Page size."),

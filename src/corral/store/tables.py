@@ -165,9 +165,10 @@ sessions = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("last_activity_at", UTCDateTime, nullable=False),
     # The fleet query: newest first within the org, optionally narrowed by one column.
+    # Every equality column leads, so SQLite picks the narrow index even without statistics.
     sa.Index(None, "org_id", "created_at", "id"),
-    sa.Index(None, "team_id", "created_at", "id"),
-    sa.Index(None, "agent_id", "created_at", "id"),
+    sa.Index(None, "org_id", "team_id", "created_at", "id"),
+    sa.Index(None, "org_id", "agent_id", "created_at", "id"),
     sa.Index(None, "org_id", "state", "created_at", "id"),
     sa.Index(None, "runtime_id", "native_session_id"),
 )

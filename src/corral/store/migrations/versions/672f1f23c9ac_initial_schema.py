@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 15a86c810912
+Revision ID: 672f1f23c9ac
 Revises:
-Create Date: 2026-11-25 17:44:47.584611
+Create Date: 2026-11-25 17:49:39.661676
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import corral.store.types
 
-revision = "15a86c810912"
+revision = "672f1f23c9ac"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -225,8 +225,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("sessions", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_sessions_agent_id_created_at_id"),
-            ["agent_id", "created_at", "id"],
+            batch_op.f("ix_sessions_org_id_agent_id_created_at_id"),
+            ["org_id", "agent_id", "created_at", "id"],
             unique=False,
         )
         batch_op.create_index(
@@ -240,13 +240,13 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            batch_op.f("ix_sessions_runtime_id_native_session_id"),
-            ["runtime_id", "native_session_id"],
+            batch_op.f("ix_sessions_org_id_team_id_created_at_id"),
+            ["org_id", "team_id", "created_at", "id"],
             unique=False,
         )
         batch_op.create_index(
-            batch_op.f("ix_sessions_team_id_created_at_id"),
-            ["team_id", "created_at", "id"],
+            batch_op.f("ix_sessions_runtime_id_native_session_id"),
+            ["runtime_id", "native_session_id"],
             unique=False,
         )
 
@@ -349,11 +349,11 @@ def downgrade() -> None:
     op.drop_table("events")
     op.drop_table("approvals")
     with op.batch_alter_table("sessions", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_sessions_team_id_created_at_id"))
         batch_op.drop_index(batch_op.f("ix_sessions_runtime_id_native_session_id"))
+        batch_op.drop_index(batch_op.f("ix_sessions_org_id_team_id_created_at_id"))
         batch_op.drop_index(batch_op.f("ix_sessions_org_id_state_created_at_id"))
         batch_op.drop_index(batch_op.f("ix_sessions_org_id_created_at_id"))
-        batch_op.drop_index(batch_op.f("ix_sessions_agent_id_created_at_id"))
+        batch_op.drop_index(batch_op.f("ix_sessions_org_id_agent_id_created_at_id"))
 
     op.drop_table("sessions")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
