@@ -73,7 +73,7 @@ async def _ensure_demo(services: Services, admin_key: str, sim_url: str, setting
         )
         write_private(dev_key_path, issued.plaintext)
     runtimes = await services.runtimes.list_runtimes(admin, kind=None, cursor=None, limit=200)
-    runtime = next((r for r in runtimes.items if r.name == DEMO_RUNTIME), None)
+    runtime = next((v.runtime for v in runtimes.items if v.runtime.name == DEMO_RUNTIME), None)
     if runtime is None:
         view = await services.runtimes.register(
             admin, name=DEMO_RUNTIME, kind="opencode", base_url=sim_url, config={}

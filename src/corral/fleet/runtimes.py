@@ -115,12 +115,20 @@ class RuntimeService:
         name: str | None = None,
         cursor: str | None,
         limit: int | None,
-    ) -> Page[Runtime]:
+    ) -> Page[RuntimeView]:
         authorize(who, Action.RUNTIMES_READ)
         async with self._db.read() as conn:
-            return await repo.list_runtimes(
+            page = await repo.list_runtimes(
                 conn, who.org_id, kind=kind, name=name, cursor=cursor, limit=clamp_limit(limit)
             )
+            infos = await repo.credential_infos_for(conn, [rt.id for rt in page.items])
+        views = [
+            RuntimeView(
+                rt, registry.capabilities(rt.kind), self._visible(who, infos.get(rt.id, []))
+            )
+            for rt in page.items
+        ]
+        return Page(views, page.next_cursor)
 
     async def _scope(
         self, who: Principal, team_id: str | None, agent_id: str | None

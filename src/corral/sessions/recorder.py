@@ -23,6 +23,49 @@ from corral.store import events as event_repo
 from corral.store import sessions as session_repo
 
 
+class _Log:
+    """Events appended in this transaction: seqs follow the locked row's ``last_seq``."""
+
+    def __init__(self, session: Session, turn_id: str | None, at: datetime) -> None:
+        self.session = session
+        self.last_seq = session.last_seq
+        self.turn_id = turn_id
+        self.at = at
+        self.events: list[Event] = []
+
+    def add(self, draft: EventDraft) -> Event:
+        self.last_seq += 1
+        event = Event(
+            session_id=self.session.id,
+            seq=self.last_seq,
+            type=draft.type.value,
+            ts=self.at,
+            data=draft.data,
+            native_id=draft.native_id,
+            native_type=draft.native_type,
+            turn_id=self.turn_id,
+            trace_id=None,
+        )
+        self.events.append(event)
+        return event
+
+    def add_state(self, before: machine.Snapshot, after: machine.Snapshot) -> None:
+        data: dict[str, object] = {"state": after.state.value, "previous": before.state.value}
+        if after.stop_reason is not None:
+            data["stop_reason"] = after.stop_reason
+        self.add(EventDraft(EventType.SESSION_STATE, data))
+
+
+_NEEDS_APPROVAL_COUNT = frozenset({EventType.APPROVAL_REQUESTED, EventType.APPROVAL_RESOLVED})
+
+
+async def _locked(conn: AsyncConnection, session_id: str) -> Session:
+    session = await session_repo.get_session(conn, session_id, for_update=True)
+    if session is None:
+        raise NotFound(f"session {session_id} not found")
+    return session
+
+
 async def record(
     conn: AsyncConnection,
     session_id: str,
@@ -31,52 +74,49 @@ async def record(
     turn_id: str | None,
     at: datetime,
 ) -> list[Event]:
-    session = await session_repo.get_session(conn, session_id, for_update=True)
-    if session is None:
-        raise NotFound(f"session {session_id} not found")
-    pending = await approval_repo.list_for_session(conn, session_id, statuses=approval_repo.OPEN)
-    snap = machine.Snapshot(session.state, len(pending), session.stop_reason)
-    stored: list[Event] = []
+    session = await _locked(conn, session_id)
+    pending = 0
+    if any(d.type in _NEEDS_APPROVAL_COUNT for d in drafts):
+        open_ = await approval_repo.list_for_session(conn, session_id, statuses=approval_repo.OPEN)
+        pending = len(open_)
+    snap = machine.Snapshot(session.state, pending, session.stop_reason)
+    seen = await event_repo.known_native_ids(
+        conn, session_id, (d.native_id for d in drafts if d.native_id is not None)
+    )
+    log = _Log(session, turn_id, at)
     for draft in drafts:
+        if draft.native_id is not None:
+            if draft.native_id in seen:
+                continue
+            seen.add(draft.native_id)
         draft = await _link_approval(conn, session, draft, turn_id, at)
-        event = await event_repo.append(conn, session_id, draft, turn_id=turn_id, at=at)
-        if event is None:
-            continue
-        stored.append(event)
+        event = log.add(draft)
         await _apply_effects(conn, session, event, at)
         nxt = machine.step(snap, draft.type, draft.data)
         if nxt.state is not snap.state:
-            stored.append(await _transition(conn, session_id, snap, nxt, turn_id, at))
+            log.add_state(snap, nxt)
         snap = nxt
-    return stored
+    await _finish(conn, log, snap)
+    return log.events
 
 
 async def transition(
     conn: AsyncConnection, session: Session, to: machine.Snapshot, turn_id: str | None, at: datetime
 ) -> Event:
     """A state change Corral decides on its own (a cancel request), recorded like any other."""
-    return await _transition(conn, session.id, machine.Snapshot(session.state), to, turn_id, at)
+    locked = await _locked(conn, session.id)
+    log = _Log(locked, turn_id, at)
+    log.add_state(machine.Snapshot(locked.state), to)
+    await _finish(conn, log, to)
+    return log.events[0]
 
 
-async def _transition(
-    conn: AsyncConnection,
-    session_id: str,
-    before: machine.Snapshot,
-    after: machine.Snapshot,
-    turn_id: str | None,
-    at: datetime,
-) -> Event:
-    data: dict[str, object] = {"state": after.state.value, "previous": before.state.value}
-    if after.stop_reason is not None:
-        data["stop_reason"] = after.stop_reason
-    event = await event_repo.append(
-        conn, session_id, EventDraft(EventType.SESSION_STATE, data), turn_id=turn_id, at=at
-    )
-    assert event is not None  # Corral-originated events have no native id to collide on
-    await session_repo.update_session(
-        conn, session_id, state=after.state, stop_reason=after.stop_reason, updated_at=at
-    )
-    return event
+async def _finish(conn: AsyncConnection, log: _Log, snap: machine.Snapshot) -> None:
+    await event_repo.insert_batch(conn, log.events, log.at)
+    if snap.state is not log.session.state or snap.stop_reason != log.session.stop_reason:
+        await session_repo.update_session(
+            conn, log.session.id, state=snap.state, stop_reason=snap.stop_reason
+        )
 
 
 async def _link_approval(

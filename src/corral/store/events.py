@@ -1,72 +1,63 @@
-"""The per-session event log: gap-free ``seq``, one row per native occurrence."""
+"""The per-session event log: gap-free ``seq``, one row per native occurrence.
+
+Writers hold the session row's lock for the whole transaction (``SELECT ... FOR UPDATE`` on
+PostgreSQL; SQLite has one writer at a time), so the next ``seq`` is simply ``last_seq + 1`` and
+a batch is written with one multi-row INSERT and one UPDATE of ``last_seq``. A rolled-back
+transaction writes neither, so the sequence has no gaps.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from corral.domain.events import Event, EventDraft
+from corral.domain.events import Event
 from corral.store.tables import events, sessions
 
 
-async def append(
-    conn: AsyncConnection,
-    session_id: str,
-    draft: EventDraft,
-    *,
-    turn_id: str | None,
-    at: datetime,
-    trace_id: str | None = None,
-) -> Event | None:
-    """Append one event, or return ``None`` when its native id is already stored.
-
-    The ``seq`` comes from an UPDATE ... RETURNING on the session row, which also locks that row
-    until commit; concurrent writers of one session therefore queue, and a rolled-back append
-    gives its number back, so the sequence has no gaps.
-    """
-    if draft.native_id is not None:
-        seen = await conn.execute(
-            sa.select(events.c.seq).where(
-                events.c.session_id == session_id, events.c.native_id == draft.native_id
-            )
-        )
-        if seen.first() is not None:
-            return None
-    result = await conn.execute(
-        sa.update(sessions)
-        .where(sessions.c.id == session_id)
-        .values(last_seq=sessions.c.last_seq + 1, last_activity_at=at, updated_at=at)
-        .returning(sessions.c.last_seq)
+async def known_native_ids(
+    conn: AsyncConnection, session_id: str, native_ids: Iterable[str]
+) -> set[str]:
+    """Which of ``native_ids`` the session's log already holds."""
+    wanted = list(set(native_ids))
+    if not wanted:
+        return set()
+    query = sa.select(events.c.native_id).where(
+        events.c.session_id == session_id, events.c.native_id.in_(wanted)
     )
-    seq = int(result.scalar_one())
-    event = Event(
-        session_id=session_id,
-        seq=seq,
-        type=draft.type.value,
-        ts=at,
-        data=draft.data,
-        native_id=draft.native_id,
-        native_type=draft.native_type,
-        turn_id=turn_id,
-        trace_id=trace_id,
+    return {str(row.native_id) for row in (await conn.execute(query)).all()}
+
+
+async def insert_batch(conn: AsyncConnection, batch: list[Event], at: datetime) -> None:
+    """Store events whose seqs follow the session's ``last_seq``, and advance it."""
+    if not batch:
+        return
+    await conn.execute(
+        sa.insert(events),
+        [
+            {
+                "session_id": e.session_id,
+                "seq": e.seq,
+                "type": e.type,
+                "ts": e.ts,
+                "data": e.data,
+                "native_id": e.native_id,
+                "native_type": e.native_type,
+                "turn_id": e.turn_id,
+                "trace_id": e.trace_id,
+            }
+            for e in batch
+        ],
     )
     await conn.execute(
-        sa.insert(events).values(
-            session_id=session_id,
-            seq=seq,
-            type=event.type,
-            ts=at,
-            data=draft.data,
-            native_id=draft.native_id,
-            native_type=draft.native_type,
-            turn_id=turn_id,
-            trace_id=trace_id,
-        )
+        sa.update(sessions)
+        .where(sessions.c.id == batch[0].session_id)
+        .values(last_seq=batch[-1].seq, last_activity_at=at, updated_at=at)
     )
-    return event
 
 
 def _event(row: Any) -> Event:
@@ -81,10 +72,3 @@ async def after(conn: AsyncConnection, session_id: str, seq: int, limit: int) ->
         .limit(limit)
     )
     return [_event(r) for r in (await conn.execute(query)).all()]
-
-
-async def has_native(conn: AsyncConnection, session_id: str, native_id: str) -> bool:
-    query = sa.select(events.c.seq).where(
-        events.c.session_id == session_id, events.c.native_id == native_id
-    )
-    return (await conn.execute(query)).first() is not None

@@ -88,14 +88,31 @@ async def delete_secret(
 
 
 async def credential_infos(conn: AsyncConnection, runtime_id: str) -> list[CredentialInfo]:
+    return (await credential_infos_for(conn, [runtime_id])).get(runtime_id, [])
+
+
+async def credential_infos_for(
+    conn: AsyncConnection, runtime_ids: list[str]
+) -> dict[str, list[CredentialInfo]]:
+    """What is set for each runtime (scopes and times, never values), in one query."""
+    if not runtime_ids:
+        return {}
     query = (
         sa.select(
-            secrets.c.scope_type, secrets.c.scope_id, secrets.c.created_at, secrets.c.updated_at
+            secrets.c.runtime_id,
+            secrets.c.scope_type,
+            secrets.c.scope_id,
+            secrets.c.created_at,
+            secrets.c.updated_at,
         )
-        .where(secrets.c.runtime_id == runtime_id)
+        .where(secrets.c.runtime_id.in_(runtime_ids))
         .order_by(secrets.c.scope_type, secrets.c.scope_id)
     )
-    return [CredentialInfo(**r._mapping) for r in (await conn.execute(query)).all()]
+    found: dict[str, list[CredentialInfo]] = {}
+    for row in (await conn.execute(query)).all():
+        values = dict(row._mapping)
+        found.setdefault(values.pop("runtime_id"), []).append(CredentialInfo(**values))
+    return found
 
 
 async def secrets_for(

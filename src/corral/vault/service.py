@@ -36,6 +36,14 @@ def _aad(secret_id: str, runtime_id: str, scope_type: str, scope_id: str) -> byt
 
 
 @dataclass(frozen=True, slots=True)
+class SecretRef:
+    """A located secret row, still sealed; ``version_stamp`` changes whenever it is replaced."""
+
+    row: dict[str, Any]
+    version_stamp: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResolvedCredentials:
     values: dict[str, Any]
     secret_id: str
@@ -97,7 +105,7 @@ class Vault:
             exists=existing is not None,
         )
 
-    async def resolve(
+    async def locate(
         self,
         conn: AsyncConnection,
         *,
@@ -105,7 +113,8 @@ class Vault:
         org_id: str,
         team_id: str | None,
         agent_id: str | None,
-    ) -> ResolvedCredentials | None:
+    ) -> SecretRef | None:
+        """The stored secret that applies (narrowest scope), without decrypting it."""
         scopes = [("org", org_id)]
         if team_id:
             scopes.append(("team", team_id))
@@ -115,16 +124,34 @@ class Vault:
         if not rows:
             return None
         row = min(rows, key=lambda r: SCOPE_ORDER.index(r["scope_type"]))
-        aad = _aad(row["id"], runtime_id, row["scope_type"], row["scope_id"])
+        return SecretRef(row, f"{row['id']}:{row['updated_at'].isoformat()}")
+
+    def open(self, ref: SecretRef) -> dict[str, Any]:
+        row = ref.row
+        aad = _aad(row["id"], row["runtime_id"], row["scope_type"], row["scope_id"])
         sealed = envelope.Sealed(row["ciphertext"], row["nonce"], row["wrapped_dek"])
         try:
             plaintext = envelope.open_sealed(sealed, self._kek(row["kek_version"]), aad)
         except (InvalidTag, KeyringError) as exc:
             raise VaultError("stored credentials cannot be decrypted with this master key") from exc
-        stamp = f"{row['id']}:{row['updated_at'].isoformat()}"
-        return ResolvedCredentials(
-            values=json.loads(plaintext), secret_id=row["id"], version_stamp=stamp
+        values: dict[str, Any] = json.loads(plaintext)
+        return values
+
+    async def resolve(
+        self,
+        conn: AsyncConnection,
+        *,
+        runtime_id: str,
+        org_id: str,
+        team_id: str | None,
+        agent_id: str | None,
+    ) -> ResolvedCredentials | None:
+        ref = await self.locate(
+            conn, runtime_id=runtime_id, org_id=org_id, team_id=team_id, agent_id=agent_id
         )
+        if ref is None:
+            return None
+        return ResolvedCredentials(self.open(ref), ref.row["id"], ref.version_stamp)
 
 
 async def rotate_master_key(db: Database, keyring: Keyring) -> tuple[Keyring, int]:

@@ -52,8 +52,7 @@ async def list_runtimes(
     limit: int | None = Query(default=None, ge=1, le=200),
 ) -> PageOut[Runtime]:
     page = await svc.runtimes.list_runtimes(who, kind=kind, name=name, cursor=cursor, limit=limit)
-    views = [await svc.runtimes.get(who, rt.id) for rt in page.items]
-    return PageOut[Runtime](data=[_out(v) for v in views], next_cursor=page.next_cursor)
+    return PageOut[Runtime](data=[_out(v) for v in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{runtime_id}", response_model=Runtime)
