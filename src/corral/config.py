@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field
@@ -23,4 +24,12 @@ class Settings(BaseSettings):
     sse_heartbeat_seconds: float = 15.0
     pump_grace_seconds: float = 3.0
     pump_silence_seconds: float = 30.0
+    # Which instance holds a turn's lease. Defaults to host:port, so a restarted replica takes
+    # its own turns back at once; give each replica a distinct value.
+    instance_id: str | None = None
+    lease_seconds: float = 15.0
+    lease_check_seconds: float = 2.0
     log_level: str = "info"
+
+    def instance(self) -> str:
+        return self.instance_id or f"{socket.gethostname()}:{self.port}"

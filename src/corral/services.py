@@ -11,7 +11,9 @@ from corral.fleet.runtimes import RuntimeService
 from corral.identity.service import Bootstrap, IdentityService
 from corral.sessions.connections import AdapterPool
 from corral.sessions.hub import EventHub
+from corral.sessions.leases import LeaseKeeper, LeaseTerms
 from corral.sessions.pump import PumpRegistry, PumpTimings
+from corral.sessions.recovery import TurnRecovery
 from corral.sessions.service import SessionService
 from corral.store import migrate
 from corral.store.db import Database
@@ -32,9 +34,19 @@ class Services:
     sessions: SessionService
     pool: AdapterPool
     pumps: PumpRegistry
+    leases: LeaseKeeper
     bootstrap: Bootstrap | None = None
 
+    def start(self) -> None:
+        """Start the background work: lease renewal and recovery of orphaned turns.
+
+        The first pass runs at once, so turns this instance owned before a restart are picked
+        up again immediately.
+        """
+        self.leases.start()
+
     async def aclose(self) -> None:
+        await self.leases.aclose()
         await self.pumps.aclose()
         await self.pool.aclose()
         await self.db.optimize()
@@ -55,6 +67,7 @@ async def build(settings: Settings) -> Services:
     pool = AdapterPool(db, vault)
     timings = PumpTimings(grace=settings.pump_grace_seconds, silence=settings.pump_silence_seconds)
     pumps = PumpRegistry(db, hub, timings)
+    terms = LeaseTerms(settings.instance(), settings.lease_seconds, settings.lease_check_seconds)
     services = Services(
         settings=settings,
         db=db,
@@ -62,20 +75,12 @@ async def build(settings: Settings) -> Services:
         identity=IdentityService(db, vault.hash_key),
         runtimes=RuntimeService(db, vault, pool),
         agents=AgentService(db),
-        sessions=SessionService(db, hub, pool, pumps),
+        sessions=SessionService(db, hub, pool, pumps, terms),
         pool=pool,
         pumps=pumps,
+        leases=LeaseKeeper(db, pumps, terms, TurnRecovery(db, pool, pumps)),
     )
     services.bootstrap = await services.identity.bootstrap(
         settings.bootstrap_org, settings.bootstrap_admin_email
     )
     return services
-
-
-async def reattach_active(services: Services) -> None:
-    """Follow again the sessions whose turns were in flight when this process last stopped."""
-    for session in await services.sessions.active_sessions():
-        try:
-            await services.sessions.reattach(session)
-        except Exception as exc:  # one unreachable runtime must not stop start-up
-            log.warning("could not reattach session %s: %s", session.id, exc)

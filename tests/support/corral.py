@@ -51,6 +51,7 @@ async def running_corral(settings: Settings) -> AsyncIterator[CorralServer]:
     assert services.bootstrap is not None and services.bootstrap.key is not None
     app = create_app(services=services)
     url, stop = await serve_in_loop(app)
+    services.start()
     try:
         yield CorralServer(url, services.bootstrap.key.plaintext, services)
     finally:

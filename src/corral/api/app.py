@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         svc = services or await services_module.build(settings)
         app.state.services = svc
         if owned:
-            await services_module.reattach_active(svc)
+            svc.start()
         try:
             yield
         finally:

@@ -19,7 +19,7 @@ from corral.config import Settings
 from corral.domain.errors import Conflict
 from corral.domain.roles import Role
 from corral.fleet.agents import AgentFields
-from corral.services import Services, build, reattach_active
+from corral.services import Services, build
 from corral.sim import mock_llm
 from corral.sim._server import serve_in_loop
 from corral.sim.opencode import SimConfig
@@ -118,7 +118,7 @@ async def run_demo(settings: Settings) -> None:
         app = create_app(services=services)
         config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
         server = uvicorn.Server(config)
-        await reattach_active(services)
+        services.start()
         typer.echo(_banner(f"http://{settings.host}:{settings.port}", admin_key, dev_key))
         await server.serve()
     finally:

@@ -56,7 +56,6 @@ async def _build(settings: Settings) -> Services:
 async def _serve(settings: Settings) -> None:
     import uvicorn
 
-    from corral import services as services_module
     from corral.api.app import create_app
 
     services = await _build(settings)
@@ -81,7 +80,7 @@ async def _serve(settings: Settings) -> None:
             await asyncio.sleep(0.05)
         if server.started:
             output.done(f"Corral is serving at {url}  (database {_where(settings.database_url)})")
-            await services_module.reattach_active(services)
+            services.start()
         await task
     finally:
         await services.aclose()

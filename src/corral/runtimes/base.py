@@ -88,6 +88,11 @@ class EventMapper(Protocol):
 
     def map(self, event: NativeEvent) -> list[EventDraft]: ...
 
+    def finish_turn(self) -> list[EventDraft]:
+        """The open turn's end, when the runtime is known to be idle but said so while nobody
+        listened (found by a status check during recovery); empty when no turn is open."""
+        ...
+
 
 @runtime_checkable
 class RuntimeAdapter(Protocol):
@@ -126,3 +131,19 @@ class SupportsApprovals(Protocol):
 
 def supports_approvals(adapter: RuntimeAdapter) -> TypeGuard[SupportsApprovals]:
     return adapter.capabilities.approvals and isinstance(adapter, SupportsApprovals)
+
+
+@runtime_checkable
+class SupportsDeliveryCheck(Protocol):
+    """Can list the user inputs the runtime holds for a session, oldest first.
+
+    After a crash between writing an input and hearing the runtime accept it, Corral compares
+    this list with the inputs it knows were delivered to decide whether to send it again, so an
+    accepted message is delivered exactly once.
+    """
+
+    async def user_inputs(self, native_session_id: str) -> list[str]: ...
+
+
+def supports_delivery_check(adapter: RuntimeAdapter) -> TypeGuard[SupportsDeliveryCheck]:
+    return isinstance(adapter, SupportsDeliveryCheck)

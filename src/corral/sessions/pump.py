@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from corral.domain.errors import CorralError
-from corral.domain.events import EventDraft, EventType, StopReason, turn_end_native_id
+from corral.domain.events import EventDraft, EventType
 from corral.runtimes.base import (
     STREAM_RESUMED,
     EventMapper,
@@ -59,11 +59,17 @@ class Pump:
         self._hub = hub
         self._timings = timings
         self.turn_id: str | None = None
+        self.turn_lock = asyncio.Lock()  # one turn start at a time per session in this process
         self.task: asyncio.Task[None] | None = None
 
     def begin_turn(self, turn_id: str) -> None:
         self.turn_id = turn_id
         self.mapper.begin_turn(turn_id)
+
+    def abandon_turn(self, turn_id: str) -> None:
+        """The turn was never written (its transaction failed): stop claiming it as live."""
+        if self.turn_id == turn_id:
+            self.turn_id = None
 
     async def record(self, drafts: list[EventDraft]) -> None:
         if not drafts:
@@ -78,20 +84,22 @@ class Pump:
         if stored:
             self._hub.notify(self.session_id)
 
-    async def reconcile(self) -> None:
-        """Catch up from the runtime's own record; dedupe makes repeats harmless."""
+    async def reconcile(self, *, complete_if_idle: bool = True) -> None:
+        """Catch up from the runtime's own record; dedupe makes repeats harmless.
+
+        With ``complete_if_idle``, an open turn the runtime reports idle is ended (its stop
+        reason from what the history showed); skip that right after (re)delivering an input,
+        when the runtime may not have turned busy yet.
+        """
         drafts: list[EventDraft] = []
         for native in await self.adapter.history(self.native_session_id):
             drafts += self.mapper.map(native)
-        if self.turn_id is not None and await self.adapter.status(self.native_session_id) == "idle":
-            data = {
-                "turn_id": self.turn_id,
-                "stop_reason": StopReason.END_TURN.value,
-                "reconciled": True,
-            }
-            drafts.append(
-                EventDraft(EventType.TURN_COMPLETED, data, turn_end_native_id(self.turn_id))
-            )
+        if (
+            complete_if_idle
+            and self.turn_id is not None
+            and await self.adapter.status(self.native_session_id) == "idle"
+        ):
+            drafts += self.mapper.finish_turn()
         await self.record(drafts)
 
     async def run(self, on_exit: object) -> None:
@@ -140,6 +148,16 @@ class PumpRegistry:
 
     def get(self, session_id: str) -> Pump | None:
         return self._pumps.get(session_id)
+
+    def live_turns(self) -> dict[str, Pump]:
+        """Turns this process is pumping right now (their leases are renewed)."""
+        return {p.turn_id: p for p in self._pumps.values() if p.turn_id is not None}
+
+    def drop(self, pump: Pump) -> None:
+        """Stop a pump whose turn another instance now owns."""
+        self._forget(pump)
+        if pump.task is not None:
+            pump.task.cancel()
 
     async def attach(
         self, session_id: str, native_session_id: str, adapter: RuntimeAdapter

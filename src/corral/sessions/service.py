@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from corral.domain.errors import (
@@ -35,6 +36,7 @@ from corral.runtimes.base import AgentSpec, RuntimeAdapter, supports_approvals
 from corral.sessions import machine, recorder
 from corral.sessions.connections import AdapterPool
 from corral.sessions.hub import EventHub
+from corral.sessions.leases import LeaseTerms
 from corral.sessions.pump import PumpRegistry
 from corral.sessions.queries import SessionQueries
 from corral.store import agents as agent_repo
@@ -83,10 +85,18 @@ def _failure_drafts(exc: RuntimeFailure, turn_id: str | None) -> list[EventDraft
 
 
 class SessionService(SessionQueries):
-    def __init__(self, db: Database, hub: EventHub, pool: AdapterPool, pumps: PumpRegistry) -> None:
+    def __init__(
+        self,
+        db: Database,
+        hub: EventHub,
+        pool: AdapterPool,
+        pumps: PumpRegistry,
+        lease: LeaseTerms,
+    ) -> None:
         super().__init__(db, hub)
         self._pool = pool
         self._pumps = pumps
+        self._lease = lease
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -205,6 +215,40 @@ class SessionService(SessionQueries):
         native_id = await self._ensure_native(session, agent, adapter)
         pump = await self._pumps.attach(session.id, native_id, adapter)
         turn_id, input_id, now = new_id("turn"), new_id("input"), utcnow()
+        # The pump claims the turn before its row exists, so the lease keeper never mistakes a
+        # turn being started here for an orphan to recover (and deliver a second time).
+        async with pump.turn_lock:
+            if pump.turn_id is not None:
+                raise SessionBusy("a turn of this session is already being started or running")
+            pump.begin_turn(turn_id)
+            try:
+                await self._start_turn(who, session_id, turn_id, input_id, text, idem, now)
+            except BaseException:
+                pump.abandon_turn(turn_id)
+                raise
+        self._hub.notify(session_id)
+        try:
+            await adapter.send(native_id, text, _spec(agent))
+        except RuntimeFailure as exc:
+            await pump.record(_failure_drafts(exc, turn_id))
+            await self._mark_input(input_id, "failed")
+            exc.extra["session_id"] = session_id
+            raise
+        await self._mark_input(input_id, "delivered")
+        return TurnStarted(await self.get(who, session_id), turn_id, input_id)
+
+    async def _start_turn(
+        self,
+        who: Principal,
+        session_id: str,
+        turn_id: str,
+        input_id: str,
+        text: str,
+        idem: Idempotency | None,
+        now: datetime,
+    ) -> None:
+        """Write the input (outbox), the turn with its lease, and ``turn.started``: one commit."""
+        scope = f"messages:{session_id}"
         async with self._db.write() as conn:
             locked = await repo.get_session(conn, session_id, for_update=True)
             assert locked is not None
@@ -215,7 +259,8 @@ class SessionService(SessionQueries):
             )
             await repo.insert_turn(
                 conn, turn_id=turn_id, session_id=session_id, ordinal=locked.turns + 1,
-                input_id=input_id, at=now,
+                input_id=input_id, at=now, owner=self._lease.owner,
+                lease_until=self._lease.until(now),
             )  # fmt: skip
             await repo.update_session(
                 conn, session_id, turns=locked.turns + 1, current_turn_id=turn_id
@@ -229,17 +274,6 @@ class SessionService(SessionQueries):
             started = {"turn_id": turn_id, "input_id": input_id, "text": text}
             draft = EventDraft(EventType.TURN_STARTED, started, f"turn-start:{turn_id}")
             await recorder.record(conn, session_id, [draft], turn_id=turn_id, at=now)
-        self._hub.notify(session_id)
-        pump.begin_turn(turn_id)
-        try:
-            await adapter.send(native_id, text, _spec(agent))
-        except RuntimeFailure as exc:
-            await pump.record(_failure_drafts(exc, turn_id))
-            await self._mark_input(input_id, "failed")
-            exc.extra["session_id"] = session_id
-            raise
-        await self._mark_input(input_id, "delivered")
-        return TurnStarted(await self.get(who, session_id), turn_id, input_id)
 
     async def _is_paused(self, agent_id: str) -> bool:
         async with self._db.read() as conn:
@@ -339,19 +373,3 @@ class SessionService(SessionQueries):
         self._hub.notify(session_id)
         assert resolved is not None
         return resolved
-
-    async def active_sessions(self) -> list[Session]:
-        async with self._db.read() as conn:
-            return await repo.sessions_in_states(conn, machine.ACTIVE)
-
-    async def reattach(self, session: Session) -> None:
-        """After a restart: follow a session whose turn was in flight, catching up from history."""
-        if session.native_session_id is None:
-            return
-        adapter = await self._pool.for_runtime(
-            session.runtime_id, team_id=session.team_id, agent_id=session.agent_id
-        )
-        pump = await self._pumps.attach(session.id, session.native_session_id, adapter)
-        if session.current_turn_id is not None and pump.turn_id is None:
-            pump.begin_turn(session.current_turn_id)
-        await pump.reconcile()

@@ -113,6 +113,8 @@ async def insert_turn(
     ordinal: int,
     input_id: str,
     at: datetime,
+    owner: str,
+    lease_until: datetime,
 ) -> None:
     await conn.execute(
         sa.insert(turns).values(
@@ -120,6 +122,8 @@ async def insert_turn(
             session_id=session_id,
             ordinal=ordinal,
             input_id=input_id,
+            owner=owner,
+            lease_expires_at=lease_until,
             status="running",
             started_at=at,
         )

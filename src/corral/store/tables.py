@@ -184,7 +184,11 @@ turns = sa.Table(
     sa.Column("stop_reason", sa.String(40), nullable=True),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime, nullable=True),
+    # The lease: the one Corral instance that pumps this running turn, until it stops renewing.
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("session_id", "ordinal"),
+    sa.Index(None, "status", "lease_expires_at"),
 )
 
 # The outbox: a user message is written here first and delivered to the runtime after.

@@ -80,17 +80,37 @@ class OpenCodeAdapter:
         await self._client.prompt_async(native_session_id, prompt_body(text, spec))
 
     async def history(self, native_session_id: str) -> list[NativeEvent]:
-        """Rebuild part/message events from the stored messages (no deltas: they are not kept)."""
+        """The current turn rebuilt from stored messages: the last user message and its replies.
+
+        Corral delivers one input at a time, so nothing before the last user message can be
+        missing from its log. Deltas are not stored by OpenCode; the completed parts carry the text.
+        """
+        messages = await self._client.messages(native_session_id)
+        users = [i for i, m in enumerate(messages) if (m.get("info") or {}).get("role") == "user"]
         events: list[NativeEvent] = []
-        for message in await self._client.messages(native_session_id):
+        for message in messages[users[-1] if users else 0 :]:
             info = message.get("info") or {}
-            events.append(
-                NativeEvent(native_session_id, "message.updated", {"properties": {"info": info}})
-            )
+            payload: dict[str, Any] = {"properties": {"info": info}}
+            events.append(NativeEvent(native_session_id, "message.updated", payload))
             for part in message.get("parts") or []:
                 payload = {"properties": {"part": part}}
                 events.append(NativeEvent(native_session_id, "message.part.updated", payload))
         return events
+
+    async def user_inputs(self, native_session_id: str) -> list[str]:
+        texts: list[str] = []
+        for message in await self._client.messages(native_session_id):
+            if (message.get("info") or {}).get("role") != "user":
+                continue
+            parts = message.get("parts") or []
+            texts.append(
+                "".join(
+                    str(p.get("text") or "")
+                    for p in parts
+                    if p.get("type") == "text" and not p.get("synthetic")
+                )
+            )
+        return texts
 
     async def status(self, native_session_id: str) -> str:
         status = (await self._client.statuses()).get(native_session_id) or {}

@@ -92,6 +92,7 @@ class OpenCodeMapper:
     tool_calls: set[str] = field(default_factory=set)
     turn_id: str | None = None
     turn_error: str | None = None
+    turn_user_message: str | None = None
 
     def begin_turn(self, turn_id: str) -> None:
         self.turn_id = turn_id
@@ -121,6 +122,9 @@ class OpenCodeMapper:
             }
             return [EventDraft(EventType.ERROR, data, f"retry:{self.turn_id}:{attempt}", kind)]
         return []
+
+    def finish_turn(self) -> list[EventDraft]:
+        return self._idle({}, "corral.reconciled")
 
     def _idle(self, props: dict[str, Any], kind: str) -> list[EventDraft]:
         # OpenCode says "idle" twice on errors and aborts (and in two ways); the turn ends once.
@@ -163,11 +167,15 @@ class OpenCodeMapper:
     def _message(self, props: dict[str, Any], kind: str) -> list[EventDraft]:
         info = _dict(props.get("info"))
         if info.get("role") == "user":
-            if isinstance(info.get("id"), str):
+            if isinstance(info.get("id"), str) and info["id"] not in self.user_messages:
+                # A new user message starts the runtime's next turn: errors before it are old.
                 self.user_messages.add(info["id"])
+                self.turn_user_message = info["id"]
+                self.turn_error = None
             return []
         drafts: list[EventDraft] = []
-        if _dict(info.get("error")):
+        parent = info.get("parentID")
+        if _dict(info.get("error")) and (parent is None or parent == self.turn_user_message):
             drafts += self._error_from(_dict(info.get("error")), kind)
         if _dict(info.get("time")).get("completed") is not None:
             usage = usage_draft(info)

@@ -30,6 +30,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--retry-delay", type=float, default=2.0, help="first retry backoff (s)")
     parser.add_argument("--max-retries", type=int, default=4)
     parser.add_argument("--silence", action="store_true", help="never publish turn-end frames")
+    parser.add_argument(
+        "--prompt-delay", type=float, default=0.0, help="seconds before prompt_async answers 204"
+    )
+    parser.add_argument(
+        "--prompt-accept",
+        choices=("before", "after"),
+        default="before",
+        help="take a delayed prompt before the delay, or after it if the client is still there",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
 
@@ -45,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         retry_initial_delay=args.retry_delay,
         max_retries=args.max_retries,
         silence=args.silence,
+        prompt_delay=args.prompt_delay,
+        prompt_accept=args.prompt_accept,
     )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
 

@@ -8,6 +8,7 @@ not JSON, and the ``PermissionNotFoundError`` tag for an unknown permission requ
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import secrets
@@ -125,15 +126,34 @@ async def delete_session(request: Request) -> Response:
 async def prompt_async(request: Request) -> Response:
     session = _session(request)
     body = check_prompt(await _body(request))
-    engine = _sim(request).engine
+    sim = _sim(request)
+    engine = sim.engine
 
     async def start() -> None:
         # An async callable: Starlette would run a plain function in a worker thread,
         # away from the loop the turn must live on.
         engine.start(session, body)
 
+    delay = sim.config.prompt_delay
+    if delay > 0 and sim.config.prompt_accept == "before":
+        engine.start(session, body)  # taken now; only the answer is late
+        await asyncio.sleep(delay)
+        return Response(status_code=204)
+    if delay > 0 and await _hung_up_within(request, delay):
+        return Response(status_code=204)  # nobody reads it: the prompt was never taken
     # Start the turn only after the 204 is on the wire: no event may beat the response.
     return Response(status_code=204, background=BackgroundTask(start))
+
+
+async def _hung_up_within(request: Request, seconds: float) -> bool:
+    """Wait ``seconds``; True as soon as the client disconnects during the wait."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        if await request.is_disconnected():
+            return True
+        await asyncio.sleep(min(0.02, left))
+    return await request.is_disconnected()
 
 
 async def prompt(request: Request) -> Response:

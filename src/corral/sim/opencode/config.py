@@ -9,6 +9,7 @@ change for an adapter written against the real server to work unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = ["OPENCODE_VERSION", "Price", "SimConfig"]
 
@@ -67,3 +68,10 @@ class SimConfig:
     # Quirk switch: publish no turn-ending frames (no idle status, no session.idle, no
     # completed message) so clients have to fall back on an inactivity watchdog.
     silence: bool = False
+    # Crash-test knob (not an observed quirk): ``POST /session/{id}/prompt_async`` answers its
+    # 204 only after this many seconds, so a client can die between sending a prompt and
+    # hearing it was accepted. ``prompt_accept`` says when the prompt is taken: "before" the
+    # delay (the turn starts at once, only the answer is late), or "after" it, and then only
+    # if the client is still connected (a client that hung up during the delay sent nothing).
+    prompt_delay: float = 0.0
+    prompt_accept: Literal["before", "after"] = "before"
