@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     bootstrap_admin_email: str = "admin@corral.local"
     max_body_bytes: int = 1_048_576
     sse_heartbeat_seconds: float = 15.0
+    # Streams re-read the store this often even without a wake-up (events from other processes
+    # on SQLite; a backstop for LISTEN/NOTIFY on PostgreSQL).
+    sse_poll_seconds: float = 1.0
     pump_grace_seconds: float = 3.0
     pump_silence_seconds: float = 30.0
     # Which instance holds a turn's lease. Defaults to host:port, so a restarted replica takes

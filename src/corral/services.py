@@ -12,6 +12,7 @@ from corral.identity.service import Bootstrap, IdentityService
 from corral.sessions.connections import AdapterPool
 from corral.sessions.hub import EventHub
 from corral.sessions.leases import LeaseKeeper, LeaseTerms
+from corral.sessions.notify import PostgresListener
 from corral.sessions.pump import PumpRegistry, PumpTimings
 from corral.sessions.recovery import TurnRecovery
 from corral.sessions.service import SessionService
@@ -35,6 +36,7 @@ class Services:
     pool: AdapterPool
     pumps: PumpRegistry
     leases: LeaseKeeper
+    listener: PostgresListener | None = None
     bootstrap: Bootstrap | None = None
 
     def start(self) -> None:
@@ -44,8 +46,12 @@ class Services:
         up again immediately.
         """
         self.leases.start()
+        if self.listener is not None:
+            self.listener.start()
 
     async def aclose(self) -> None:
+        if self.listener is not None:
+            await self.listener.aclose()
         await self.leases.aclose()
         await self.pumps.aclose()
         await self.pool.aclose()
@@ -79,6 +85,7 @@ async def build(settings: Settings) -> Services:
         pool=pool,
         pumps=pumps,
         leases=LeaseKeeper(db, pumps, terms, TurnRecovery(db, pool, pumps)),
+        listener=PostgresListener(db.url, hub) if db.is_postgres else None,
     )
     services.bootstrap = await services.identity.bootstrap(
         settings.bootstrap_org, settings.bootstrap_admin_email

@@ -46,14 +46,20 @@ def corral_settings(database_url: str, workdir: Path, **overrides: Any) -> Setti
 
 
 @asynccontextmanager
-async def running_corral(settings: Settings) -> AsyncIterator[CorralServer]:
+async def running_corral(
+    settings: Settings, *, bootstrap: bool = True
+) -> AsyncIterator[CorralServer]:
+    """Serve Corral on loopback; ``bootstrap=False`` for a second process on an existing database."""
     services = await build(settings)
-    assert services.bootstrap is not None and services.bootstrap.key is not None
+    assert services.bootstrap is not None
+    if bootstrap:
+        assert services.bootstrap.key is not None
     app = create_app(services=services)
     url, stop = await serve_in_loop(app)
     services.start()
     try:
-        yield CorralServer(url, services.bootstrap.key.plaintext, services)
+        key = services.bootstrap.key.plaintext if services.bootstrap.key else ""
+        yield CorralServer(url, key, services)
     finally:
         await stop()
         await services.aclose()

@@ -18,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from corral.domain.events import Event
 from corral.store.tables import events, sessions
 
+#: PostgreSQL NOTIFY channel carrying the id of each session whose log grew.
+EVENTS_CHANNEL = "corral_events"
+
 
 async def known_native_ids(
     conn: AsyncConnection, session_id: str, native_ids: Iterable[str]
@@ -58,6 +61,12 @@ async def insert_batch(conn: AsyncConnection, batch: list[Event], at: datetime) 
         .where(sessions.c.id == batch[0].session_id)
         .values(last_seq=batch[-1].seq, last_activity_at=at, updated_at=at)
     )
+    if conn.dialect.name == "postgresql":
+        # Delivered to every replica's listener when (and only if) this transaction commits.
+        await conn.execute(
+            sa.text("SELECT pg_notify(:channel, :session)"),
+            {"channel": EVENTS_CHANNEL, "session": batch[0].session_id},
+        )
 
 
 def _event(row: Any) -> Event:

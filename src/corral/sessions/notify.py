@@ -1,0 +1,70 @@
+"""Cross-replica stream wake-ups over PostgreSQL LISTEN/NOTIFY.
+
+Every transaction that appends events notifies ``corral_events`` with the session id (see
+``store/events.py``); each replica listens on one dedicated connection and wakes its local
+stream readers, so a client streaming from replica A sees events that replica B pumped without
+waiting for the polling backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from corral.sessions.hub import EventHub
+from corral.store.events import EVENTS_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+def _dsn(database_url: str) -> str:
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresListener:
+    def __init__(self, database_url: str, hub: EventHub) -> None:
+        self._dsn = _dsn(database_url)
+        self._hub = hub
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="pg-listener")
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._hub.notify(payload)
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=10)
+                closed = asyncio.Event()
+                conn.add_termination_listener(lambda _conn, done=closed: done.set())
+                await conn.add_listener(EVENTS_CHANNEL, self._on_notify)
+                self.connected.set()
+                backoff = 0.5
+                await closed.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("LISTEN connection failed: %s; retrying", exc)
+            finally:
+                self.connected.clear()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
