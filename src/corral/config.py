@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     lease_seconds: float = 15.0
     lease_check_seconds: float = 2.0
     log_level: str = "info"
+    # On SIGTERM: new turns are refused at once, streams end with a reconnect hint, and the
+    # process exits within this many seconds, handing its turns over through their leases.
+    shutdown_grace_seconds: float = 10.0
 
     def instance(self) -> str:
         return self.instance_id or f"{socket.gethostname()}:{self.port}"

@@ -39,6 +39,10 @@ class Services:
     listener: PostgresListener | None = None
     bootstrap: Bootstrap | None = None
 
+    def drain(self) -> None:
+        """Begin a graceful shutdown: refuse new turns, end streams with a reconnect hint."""
+        self.sessions.drain()
+
     def start(self) -> None:
         """Start the background work: lease renewal and recovery of orphaned turns.
 

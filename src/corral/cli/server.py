@@ -44,6 +44,27 @@ def _where(database_url: str) -> str:
 # -- serve ---------------------------------------------------------------------------------------
 
 
+def _draining_server_class() -> type[Any]:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """On SIGTERM/SIGINT, drain Corral first so open streams end and free the shutdown."""
+
+        def __init__(self, config: uvicorn.Config, services: Services) -> None:
+            super().__init__(config)
+            self._services = services
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            self._services.drain()
+            super().handle_exit(sig, frame)
+
+    return DrainingServer
+
+
+def _DrainingServer(config: Any, services: Services) -> Any:
+    return _draining_server_class()(config, services)
+
+
 async def _build(settings: Settings) -> Services:
     from corral import services as services_module
 
@@ -71,9 +92,13 @@ async def _serve(settings: Settings) -> None:
         # shown; the app then shares them and leaves their shutdown to us.
         app = create_app(services=services)
         config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_level=settings.log_level
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
         )
-        server = uvicorn.Server(config)
+        server = _DrainingServer(config, services)
         task = asyncio.create_task(server.serve())
         # uvicorn reports readiness only as a flag, so poll it.
         while not server.started and not task.done():  # noqa: ASYNC110

@@ -12,6 +12,7 @@ turns any :class:`CorralError` into RFC 9457 problem+json once, in ``api/errors.
     │   ├── IdempotencyMismatch   409 same Idempotency-Key, different body
     │   ├── AgentPaused           409
     │   └── SessionBusy           409 a turn is already running
+    ├── Draining                  503 this instance is shutting down; retry (another replica)
     └── RuntimeFailure            502
         ├── RuntimeUnreachable    502 connect/timeout
         └── RuntimeRejected       502 the runtime answered with an error or garbage
@@ -84,6 +85,12 @@ class AgentPaused(Conflict):
 class SessionBusy(Conflict):
     code = "session_busy"
     title = "Session is busy"
+
+
+class Draining(CorralError):
+    status = 503
+    code = "draining"
+    title = "Shutting down"
 
 
 class RuntimeFailure(CorralError):

@@ -14,6 +14,15 @@ import contextlib
 class EventHub:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        #: Set when the process is shutting down: streams end with a reconnect hint and no new
+        #: turns are accepted, while turns in flight are handed over through their leases.
+        self.draining = False
+
+    def drain(self) -> None:
+        self.draining = True
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.set()
 
     def notify(self, session_id: str) -> None:
         for waiter in self._waiters.get(session_id, ()):

@@ -63,6 +63,9 @@ class SessionQueries:
                 conn, session_id, statuses=(status,) if status else ()
             )
 
+    def drain(self) -> None:
+        self._hub.drain()
+
     async def _batch(self, session_id: str, after: int) -> list[Event]:
         async with self._db.read() as conn:
             return await event_repo.after(conn, session_id, after, 500)
@@ -70,7 +73,10 @@ class SessionQueries:
     async def stream(
         self, who: Principal, session_id: str, after: int, *, heartbeat: float, poll: float = 1.0
     ) -> AsyncIterator[list[Event] | None]:
-        """Events after ``after`` as they are committed; ``None`` means "send a heartbeat"."""
+        """Events after ``after`` as they are committed; ``None`` means "send a heartbeat".
+
+        Ends (after what is already stored) when the process starts draining for shutdown.
+        """
         await self.get(who, session_id)
         cursor, last_sent = after, time.monotonic()
         while True:
@@ -81,6 +87,8 @@ class SessionQueries:
                 cursor, last_sent = batch[-1].seq, time.monotonic()
                 yield batch
                 continue
+            if self._hub.draining:
+                return
             await self._hub.wait(session_id, poll)
             if time.monotonic() - last_sent >= heartbeat:
                 last_sent = time.monotonic()

@@ -16,6 +16,7 @@ from typing import Any
 from corral.domain.errors import (
     AgentPaused,
     Conflict,
+    Draining,
     IdempotencyMismatch,
     NotFound,
     RuntimeFailure,
@@ -128,6 +129,7 @@ class SessionService(SessionQueries):
         idem: Idempotency | None,
     ) -> tuple[Session, bool]:
         """Create a session (and start its first turn if ``input_text``); (session, created)."""
+        self._refuse_if_draining()
         agent = await self._agent(who, agent_id)
         authorize(who, Action.SESSIONS_WRITE, team_id=agent.team_id)
         replayed = await self._replay(who, "sessions", idem)
@@ -195,6 +197,7 @@ class SessionService(SessionQueries):
         self, who: Principal, session_id: str, text: str, *, idem: Idempotency | None
     ) -> TurnStarted:
         session = await self.get(who, session_id, Action.SESSIONS_WRITE)
+        self._refuse_if_draining()
         scope = f"messages:{session_id}"
         replayed = await self._replay(who, scope, idem)
         if replayed is not None:
@@ -274,6 +277,10 @@ class SessionService(SessionQueries):
             started = {"turn_id": turn_id, "input_id": input_id, "text": text}
             draft = EventDraft(EventType.TURN_STARTED, started, f"turn-start:{turn_id}")
             await recorder.record(conn, session_id, [draft], turn_id=turn_id, at=now)
+
+    def _refuse_if_draining(self) -> None:
+        if self._hub.draining:
+            raise Draining("this Corral instance is shutting down; retry in a moment")
 
     async def _is_paused(self, agent_id: str) -> bool:
         async with self._db.read() as conn:

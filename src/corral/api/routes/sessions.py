@@ -176,6 +176,9 @@ async def stream_events(
             for event in batch:
                 data = _event_out(event).model_dump_json()
                 yield f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n"
+        # The stream only ends when this instance shuts down: tell the client to come back (to
+        # any replica) with Last-Event-ID.
+        yield 'event: reconnect\ndata: {"reason": "shutdown"}\n\n'
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
