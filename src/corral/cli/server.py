@@ -185,6 +185,44 @@ def db_current(ctx: typer.Context, json_: bool = JsonOpt) -> None:
     )
 
 
+async def _copy(source_url: str, target_url: str) -> dict[str, Any]:
+    from corral.domain.errors import CorralError
+    from corral.store.copy import copy_database
+    from corral.store.db import Database
+
+    source, target = Database(source_url), Database(target_url)
+    try:
+        counts = await copy_database(source, target)
+    except CorralError as exc:
+        raise CliError(exc.code, exc.detail) from None
+    except Exception as exc:
+        raise CliError("database_error", f"copy failed: {exc}") from None
+    finally:
+        await source.dispose()
+        await target.dispose()
+    return {"from": _where(source_url), "to": _where(target_url), "rows": counts}
+
+
+@db_app.command("copy")
+def db_copy(
+    ctx: typer.Context,
+    to: str = typer.Option(..., "--to", help="Target database URL, e.g. postgresql://u:p@host/db."),
+    source: str | None = typer.Option(
+        None, "--from", help="Source database URL (default: CORRAL_DATABASE_URL)."
+    ),
+    json_: bool = JsonOpt,
+) -> None:
+    """Copy every row into a fresh database (e.g. SQLite to PostgreSQL). Stop Corral first."""
+    state = output.use(ctx, json_)
+    result = asyncio.run(_copy(source or _settings().database_url, to))
+    if state.json:
+        output.emit_json(result)
+        return
+    total = sum(result["rows"].values())
+    output.done(f"copied {total} rows from {result['from']} to {result['to']}")
+    output.details([(name, str(n)) for name, n in result["rows"].items()])
+
+
 # -- vault -----------------------------------------------------------------------------------------
 
 
