@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +44,8 @@ async def test_copy_sqlite_to_postgres(
             await read_stream(client, session["id"], until=turn_done)
             before = await ok(await client.get(f"/v1/sessions/{session['id']}/events"))
     target = await postgres.new_database()  # migrated, no rows
-    done = subprocess.run(
-        [str(BIN), "db", "copy", "--from", sqlite, "--to", target, "--json"],
+    done = await asyncio.to_thread(
+        subprocess.run, [str(BIN), "db", "copy", "--from", sqlite, "--to", target, "--json"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
