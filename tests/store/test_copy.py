@@ -49,12 +49,10 @@ async def test_copy_sqlite_to_postgres(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    again = subprocess.run(
-        [str(BIN), "db", "copy", "--from", sqlite, "--to", target],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = await asyncio.to_thread(
+        subprocess.run, [str(BIN), "db", "copy", "--from", sqlite, "--to", target],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert again.returncode == 1 and "not empty" in again.stderr
 
     moved = corral_settings(target, tmp_path, master_key=settings.master_key)
