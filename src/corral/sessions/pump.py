@@ -59,11 +59,14 @@ class Pump:
         self._hub = hub
         self._timings = timings
         self.turn_id: str | None = None
+        self.last_turn_id: str | None = None
+        self.delivered = False
         self.turn_lock = asyncio.Lock()  # one turn start at a time per session in this process
         self.task: asyncio.Task[None] | None = None
 
-    def begin_turn(self, turn_id: str) -> None:
+    def begin_turn(self, turn_id: str, *, delivered: bool = False) -> None:
         self.turn_id = turn_id
+        self.delivered = delivered
         self.mapper.begin_turn(turn_id)
 
     def abandon_turn(self, turn_id: str) -> None:
@@ -71,16 +74,22 @@ class Pump:
         if self.turn_id == turn_id:
             self.turn_id = None
 
+    def mark_delivered(self) -> None:
+        """The runtime acknowledged the open turn's input: its idle status now means "done"."""
+        self.delivered = True
+
     async def record(self, drafts: list[EventDraft]) -> None:
         if not drafts:
             return
-        turn_id = self.turn_id
+        # Runtimes keep reporting briefly after a turn ends (OpenCode sends the aborted
+        # message's final text and usage after its idle): those belong to the last turn.
+        turn_id = self.turn_id or self.last_turn_id
         async with self._db.write() as conn:
             stored = await recorder.record(
                 conn, self.session_id, drafts, turn_id=turn_id, at=utcnow()
             )
         if any(e.type == EventType.TURN_COMPLETED for e in stored):
-            self.turn_id = None
+            self.last_turn_id, self.turn_id = self.turn_id, None
         if stored:
             self._hub.notify(self.session_id)
 
@@ -97,6 +106,7 @@ class Pump:
         if (
             complete_if_idle
             and self.turn_id is not None
+            and self.delivered
             and await self.adapter.status(self.native_session_id) == "idle"
         ):
             drafts += self.mapper.finish_turn()
@@ -106,7 +116,8 @@ class Pump:
         events: AsyncIterator[NativeEvent] = aiter(self._subscription)
         try:
             while True:
-                timeout = self._timings.silence if self.turn_id else self._timings.grace
+                waiting_on = self.turn_id
+                timeout = self._timings.silence if waiting_on else self._timings.grace
                 try:
                     native = await asyncio.wait_for(anext(events), timeout)
                 except TimeoutError:
@@ -116,7 +127,8 @@ class Pump:
                         if callable(on_exit):
                             on_exit(self)
                         return
-                    await self._guarded(self.reconcile())
+                    if self.turn_id == waiting_on:  # a whole silence with this turn open
+                        await self._guarded(self.reconcile())
                     continue
                 if native.type == STREAM_RESUMED:
                     await self._guarded(self.reconcile())

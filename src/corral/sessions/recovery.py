@@ -48,6 +48,7 @@ class TurnRecovery:
         delivered_now = False
         if turn.input_id is not None:
             delivered_now = await self._deliver_once(session.id, turn.input_id, adapter, pump)
+        pump.mark_delivered()
         if session.state is SessionState.CANCELLING:
             await adapter.cancel(session.native_session_id)
         if not delivered_now:

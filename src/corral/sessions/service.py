@@ -237,6 +237,7 @@ class SessionService(SessionQueries):
             await self._mark_input(input_id, "failed")
             exc.extra["session_id"] = session_id
             raise
+        pump.mark_delivered()
         await self._mark_input(input_id, "delivered")
         return TurnStarted(await self.get(who, session_id), turn_id, input_id)
 

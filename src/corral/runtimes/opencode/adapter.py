@@ -80,7 +80,8 @@ class OpenCodeAdapter:
         await self._client.prompt_async(native_session_id, prompt_body(text, spec))
 
     async def history(self, native_session_id: str) -> list[NativeEvent]:
-        """The current turn rebuilt from stored messages: the last user message and its replies.
+        """The current turn rebuilt from stored messages (the last user message and its replies)
+        and the session's pending permission requests.
 
         Corral delivers one input at a time, so nothing before the last user message can be
         missing from its log. Deltas are not stored by OpenCode; the completed parts carry the text.
@@ -95,6 +96,12 @@ class OpenCodeAdapter:
             for part in message.get("parts") or []:
                 payload = {"properties": {"part": part}}
                 events.append(NativeEvent(native_session_id, "message.part.updated", payload))
+        # Permission prompts are not part of the message history: a prompt raised while Corral
+        # was away is only visible among the pending requests.
+        for request in await self._client.permissions():
+            if request.get("sessionID") == native_session_id:
+                payload = {"properties": request}
+                events.append(NativeEvent(native_session_id, "permission.asked", payload))
         return events
 
     async def user_inputs(self, native_session_id: str) -> list[str]:

@@ -97,6 +97,10 @@ class OpenCodeClient:
         body = await self.json("GET", "/session/status")
         return body if isinstance(body, dict) else {}
 
+    async def permissions(self) -> list[dict[str, Any]]:
+        body = await self.json("GET", "/permission")
+        return [p for p in body if isinstance(p, dict)] if isinstance(body, list) else []
+
     async def reply_permission(self, permission_id: str, reply: str, message: str | None) -> None:
         payload: dict[str, Any] = {"reply": reply}
         if message:
