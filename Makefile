@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint typecheck bench clean
+.PHONY: install run test soak lint typecheck bench clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# 500 randomized SIGKILLs per database (the CI run does 20 on SQLite and 6 on PostgreSQL).
+soak: install
+	CORRAL_SOAK_KILLS=$${CORRAL_SOAK_KILLS:-500} $(BIN)/pytest tests/crash -m soak -s
 
 lint: install
 	$(BIN)/ruff check src tests bench

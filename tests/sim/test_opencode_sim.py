@@ -607,3 +607,36 @@ async def test_reject_rejects_the_sessions_other_requests_and_always_resolves_ma
     assert await tasks[2] == "ran" and await follow == "ran"
     assert perms.pending() == []
     assert await ask("ses_b", "echo 4") == "ran"  # no question any more
+
+
+# -- crash-test knob: a late prompt_async answer -------------------------------------------------
+@pytest.mark.parametrize("accept", ["before", "after"])
+async def test_prompt_delay_answers_late_and_takes_the_prompt_before_or_after(
+    mock_llm_url: str, accept: str
+) -> None:
+    config = replace(BASE, llm_url=mock_llm_url, prompt_delay=0.4, prompt_accept=accept)
+    with serve(config) as url:
+        async with Subscriber(url) as sub, httpx.AsyncClient(base_url=url) as http:
+            sid = await new_session(http)
+            send = asyncio.create_task(prompt(http, sid, "kept"))
+            await asyncio.sleep(0.2)
+            taken = [e for e in sub.of(sid) if e["type"] == "message.updated"]
+            assert bool(taken) == (accept == "before")  # "before": running while unanswered
+            assert not send.done()
+            await send
+            await sub.settle(sid)
+            history = (await http.get(f"/session/{sid}/message")).json()
+            assert [m["info"]["role"] for m in history] == ["user", "assistant"]
+
+            # A client that hangs up during the delay: "after" never takes its prompt.
+            cut = await new_session(http)
+            body = {"parts": [{"type": "text", "text": "cut"}]}
+            with contextlib.suppress(httpx.TimeoutException):
+                await http.post(f"/session/{cut}/prompt_async", json=body, timeout=0.1)
+            await asyncio.sleep(0.6)
+            users = [
+                m
+                for m in (await http.get(f"/session/{cut}/message")).json()
+                if m["info"]["role"] == "user"
+            ]
+            assert len(users) == (1 if accept == "before" else 0)

@@ -1,0 +1,1 @@
+"""Crash tests: real Corral processes killed with SIGKILL mid-turn, restarted and checked."""
