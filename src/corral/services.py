@@ -78,6 +78,7 @@ async def build(settings: Settings) -> Services:
     timings = PumpTimings(grace=settings.pump_grace_seconds, silence=settings.pump_silence_seconds)
     pumps = PumpRegistry(db, hub, timings)
     terms = LeaseTerms(settings.instance(), settings.lease_seconds, settings.lease_check_seconds)
+    recovery = TurnRecovery(db, pool, pumps)
     services = Services(
         settings=settings,
         db=db,
@@ -88,7 +89,7 @@ async def build(settings: Settings) -> Services:
         sessions=SessionService(db, hub, pool, pumps, terms),
         pool=pool,
         pumps=pumps,
-        leases=LeaseKeeper(db, pumps, terms, TurnRecovery(db, pool, pumps)),
+        leases=LeaseKeeper(db, pumps, terms, recovery, recovery.backfill_ended),
         listener=PostgresListener(db.url, hub) if db.is_postgres else None,
     )
     services.bootstrap = await services.identity.bootstrap(

@@ -69,8 +69,12 @@ async def crash_run(
         )
         say(
             f"[{backend}] {len(cluster.kill_times)} SIGKILLs over {kills} rounds, "
-            f"{len(run.sessions)} sessions, {time.monotonic() - began:.0f}s; "
-            f"failing sessions' logs and runtime records: {workdir / 'observed'}"
+            f"{len(run.sessions)} sessions, {time.monotonic() - began:.0f}s"
+            + (
+                f"; failing sessions' logs and runtime records: {workdir / 'observed'}"
+                if failures
+                else ""
+            )
         )
         return failures
     finally:

@@ -24,6 +24,9 @@ from corral.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
+#: After a restart, turns that ended this recently are checked for trailing runtime reports.
+RECENT_END_WINDOW = 60.0
+
 
 @dataclass(frozen=True, slots=True)
 class LeaseTerms:
@@ -42,11 +45,13 @@ class LeaseKeeper:
         pumps: PumpRegistry,
         terms: LeaseTerms,
         recover: Callable[[RunningTurn], Awaitable[None]],
+        backfill_ended: Callable[[RunningTurn], Awaitable[None]] | None = None,
     ) -> None:
         self._db = db
         self._pumps = pumps
         self._terms = terms
         self._recover = recover
+        self._backfill_ended = backfill_ended
         self._task: asyncio.Task[None] | None = None
         self._recovering: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -87,7 +92,24 @@ class LeaseKeeper:
         finally:
             self._recovering.discard(turn.turn_id)
 
+    async def _after_restart(self) -> None:
+        """Once at start: backfill the turns this instance ended just before it last stopped."""
+        if self._backfill_ended is None:
+            return
+        since = utcnow() - timedelta(seconds=RECENT_END_WINDOW)
+        async with self._db.read() as conn:
+            ended = await repo.recently_ended(conn, self._terms.owner, since, limit=500)
+        for turn in ended:
+            try:
+                await self._backfill_ended(turn)
+            except Exception as exc:
+                log.warning("backfilling ended turn %s failed: %s", turn.turn_id, exc)
+
     async def _run(self) -> None:
+        try:
+            await self._after_restart()
+        except Exception:
+            log.exception("backfill after restart failed")
         while True:
             try:
                 await self.tick()

@@ -6,6 +6,8 @@ The same steps serve every case, and each is safe to repeat:
    has it, and deliver it only if not: an accepted message reaches the runtime exactly once;
 3. re-issue a cancel that was requested but may not have reached the runtime;
 4. backfill from the runtime's own record, and end the turn if the runtime finished meanwhile.
+
+Turns that ended shortly before the stop are backfilled too (:meth:`TurnRecovery.backfill_ended`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,26 @@ class TurnRecovery:
             await adapter.cancel(session.native_session_id)
         if not delivered_now:
             await pump.reconcile()
+
+    async def backfill_ended(self, turn: RunningTurn) -> None:
+        """Catch a recently ended turn's trailing reports (OpenCode sends an aborted message's
+        final text and usage after its idle) that a stop may have cut off."""
+        async with self._db.read() as conn:
+            session = await session_repo.get_session(conn, turn.session_id)
+        if session is None or session.native_session_id is None:
+            return
+        if session.current_turn_id not in (None, turn.turn_id):
+            return  # a newer turn runs; its own recovery covers the session
+        adapter = await self._pool.for_runtime(
+            session.runtime_id, team_id=session.team_id, agent_id=session.agent_id
+        )
+        pump = await self._pumps.attach(session.id, session.native_session_id, adapter)
+        async with pump.turn_lock:
+            if pump.turn_id is not None:
+                return
+            pump.last_turn_id = turn.turn_id
+            pump.mapper.begin_turn(turn.turn_id)
+        await pump.reconcile(complete_if_idle=False)
 
     async def _deliver_once(
         self, session_id: str, input_id: str, adapter: RuntimeAdapter, pump: Pump

@@ -50,6 +50,23 @@ async def claimable(
     ]
 
 
+async def recently_ended(
+    conn: AsyncConnection, owner: str, since: datetime, limit: int
+) -> list[RunningTurn]:
+    """Turns ``owner`` pumped that ended after ``since``: the runtime may still have been
+    reporting on them (trailing text, usage) when that owner stopped."""
+    query = (
+        sa.select(turns.c.id, turns.c.session_id, turns.c.input_id, turns.c.owner)
+        .where(turns.c.owner == owner, turns.c.status != "running", turns.c.completed_at > since)
+        .order_by(turns.c.completed_at.desc())
+        .limit(limit)
+    )
+    return [
+        RunningTurn(r.id, r.session_id, r.input_id, r.owner)
+        for r in (await conn.execute(query)).all()
+    ]
+
+
 async def claim(
     conn: AsyncConnection, turn_id: str, owner: str, now: datetime, until: datetime
 ) -> bool:
