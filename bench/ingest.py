@@ -29,6 +29,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -51,6 +52,8 @@ from corral.store import tables as t
 from corral.store.db import Database
 from corral.store.types import utcnow
 
+# The turn rows carry a lease (as ``SessionService.send`` writes them); nothing checks it here.
+LEASE = timedelta(minutes=10)
 TRACES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "opencode"
 # Ids OpenCode mints per occurrence; the session id is left alone (one native session).
 _NATIVE_ID = re.compile(r'"((?:msg|prt|call|per|evt|toolu)_[0-9A-Za-z]+)"')
@@ -109,7 +112,7 @@ async def _start_turn(db: Database, session_id: str) -> tuple[str, str]:
         )
         await session_repo.insert_turn(
             conn, turn_id=turn_id, session_id=session_id, ordinal=locked.turns + 1,
-            input_id=input_id, at=now,
+            input_id=input_id, at=now, owner="bench-ingest", lease_until=now + LEASE,
         )  # fmt: skip
         await session_repo.update_session(
             conn, session_id, turns=locked.turns + 1, current_turn_id=turn_id

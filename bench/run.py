@@ -1,6 +1,7 @@
 """``python -m bench``: run every scenario on SQLite and PostgreSQL and print one table.
 
-Also writes ``bench/results/latest.json``. ``--quick`` is a ~1 minute smoke run with small N.
+Also writes ``bench/results/latest.json``. ``--quick`` is a ~1.5 minute smoke run with small N
+(a minute of it is ``recovery``).
 PostgreSQL comes from ``CORRAL_TEST_DATABASE_URL`` (default: the loopback ``corral`` role);
 every database the run creates there is dropped at the end, also on failure or Ctrl-C.
 """
@@ -29,19 +30,21 @@ if __package__ in (None, ""):  # run as ``python bench/run.py``
 from rich.console import Console
 from rich.table import Table
 
-from bench import create, fleet, ingest
+from bench import create, fleet, ingest, recovery
 from bench.harness import BACKENDS, Databases, machine_info, postgres_info
+from bench.live import LiveConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("create", "ingest", "fleet")
+SCENARIOS = ("create", "ingest", "fleet", "recovery")
 LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 CONFIG_KEYS = ("sessions", "creates", "concurrent_creates", "workers", "turns", "ingest_sessions",
-               "repeats", "deep_walks")  # fmt: skip
+               "repeats", "deep_walks", "takeover_rounds", "backfill_steps", "backfill_repeats",
+               "live_levels", "live_seconds", "live_rate", "live_sqlite")  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small N: a ~1 minute smoke run")
+    parser.add_argument("--quick", action="store_true", help="small N: a ~1.5 minute smoke run")
     parser.add_argument("--sessions", type=int, help="stored sessions for the fleet queries")
     parser.add_argument("--creates", type=int, help="sequential session creates")
     parser.add_argument("--concurrent-creates", type=int, help="session creates, concurrent run")
@@ -50,11 +53,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ingest-sessions", type=int, default=8, help="concurrent ingest")
     parser.add_argument("--repeats", type=int, help="requests per fleet query shape")
     parser.add_argument("--deep-walks", type=int, help="walks of 20 cursors for the deep page")
+    parser.add_argument("--takeover-rounds", type=int, help="SIGKILLs of a turn's owner")
+    parser.add_argument("--backfill-steps", type=int, help="tool steps in the backfilled turn")
+    parser.add_argument("--backfill-repeats", type=int, help="backfills per variant")
+    parser.add_argument(
+        "--live-levels", help="comma list of concurrent live sessions, tried in order"
+    )
+    parser.add_argument("--live-seconds", type=float, help="length of each live turn")
+    parser.add_argument(
+        "--live-rate", type=float, default=2.0, help="text deltas per second per live session"
+    )
+    parser.add_argument(
+        "--live-sqlite",
+        action="store_true",
+        help="also run the live-session ladder on SQLite (one replica; adds about a minute)",
+    )
     parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="comma list of: sqlite, postgres"
     )
     parser.add_argument(
-        "--only", default=",".join(SCENARIOS), help="comma list of: create, ingest, fleet"
+        "--only",
+        default=",".join(SCENARIOS),
+        help="comma list of: create, ingest, fleet, recovery",
     )
     parser.add_argument(
         "--loop",
@@ -72,10 +92,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "turns": 40 if quick else 208,
         "repeats": 40 if quick else 200,
         "deep_walks": 2 if quick else 10,
+        "takeover_rounds": 4 if quick else 10,
+        "backfill_steps": 50 if quick else 100,
+        "backfill_repeats": 3 if quick else 5,
+        "live_levels": "10,25" if quick else "10,25,50,100,200,400,1000",
+        "live_seconds": 6.0 if quick else 8.0,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    args.live_levels = [int(n) for n in str(args.live_levels).split(",") if n.strip()]
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     for backend in args.backends:
@@ -93,6 +119,7 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     report: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": args.quick,
+        "scenarios": [s for s in SCENARIOS if s in args.only],
         "config": {k: getattr(args, k) for k in CONFIG_KEYS},
         "machine": {**machine_info(args.loop), "load_average_start": _load()},
         "results": {backend: {} for backend in args.backends},
@@ -122,6 +149,7 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 dbs, b, workdir, sessions=args.sessions, repeats=args.repeats,
                 deep_walks=args.deep_walks,
             ),
+            "recovery": lambda b: recovery.run(dbs, b, workdir, _recovery_config(args)),
         }  # fmt: skip
         for scenario in SCENARIOS:
             if scenario not in args.only:
@@ -138,6 +166,16 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 shutil.rmtree(workdir, ignore_errors=True)
     report["machine"]["load_average_end"] = _load()
     return report
+
+
+def _recovery_config(args: argparse.Namespace) -> recovery.RecoveryConfig:
+    return recovery.RecoveryConfig(
+        takeover_rounds=args.takeover_rounds,
+        backfill_steps=args.backfill_steps,
+        backfill_repeats=args.backfill_repeats,
+        live=LiveConfig(tuple(args.live_levels), args.live_seconds, args.live_rate),
+        live_sqlite=args.live_sqlite,
+    )
 
 
 def _load() -> list[float] | None:
@@ -195,7 +233,87 @@ def _rate(node: Any) -> str:
     return f"{_num(node.get('events_per_s'), 0)} ({_num(node.get('transactions_per_s'), 0)} tx/s)"
 
 
-def rows(report: dict[str, Any]) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+Row = tuple[str, Callable[[dict[str, Any]], str]]
+
+
+def rows(report: dict[str, Any]) -> list[Row]:
+    """The table's rows for the scenarios that ran (all of them for older reports)."""
+    ran = report.get("scenarios", SCENARIOS)
+    out = [row for scenario, row in _base_rows(report) if scenario in ran]
+    if "recovery" in ran:
+        out += _recovery_rows(report)
+    return out
+
+
+def _base_rows(report: dict[str, Any]) -> list[tuple[str, Row]]:
+    tagged: list[tuple[str, Row]] = []
+    for row in _rows_before_recovery(report):
+        label = row[0]
+        scenario = ("create" if label.startswith("Session create") else
+                    "ingest" if label.startswith("Event ingest") else "fleet")  # fmt: skip
+        tagged.append((scenario, row))
+    return tagged
+
+
+def _live(node: Any) -> str:
+    """Largest passing level, with its p99s: recorded→client / runtime→client."""
+    if not isinstance(node, dict) or "levels" not in node:
+        return "-"
+    best = node.get("max_sessions_passing")
+    levels = node["levels"]
+    if best is None:
+        first = levels[0] if levels else {}
+        return f"none of {first.get('sessions', '?')}"
+    level = next(lv for lv in levels if lv["sessions"] == best)
+    r2c = level["recorded_to_client_ms"]["p99"]
+    rt2c = level["runtime_to_client_ms"]["p99"]
+    return f"{best} (p99 {_num(r2c, 0)} / {_num(rt2c, 0)} ms)"
+
+
+def _recovery_rows(report: dict[str, Any]) -> list[Row]:
+    cfg = report["config"]
+    lease = recovery.TAKEOVER_SETTINGS
+    terms = (
+        f"lease {lease['CORRAL_LEASE_SECONDS']} s, check {lease['CORRAL_LEASE_CHECK_SECONDS']} s"
+    )
+    steps = cfg["backfill_steps"]
+    rate = _num(cfg["live_rate"], 0)
+
+    def backfill(r: dict[str, Any]) -> str:
+        node = _get(r, "recovery.backfill.large_turn")
+        if not isinstance(node, dict):
+            return "-"
+        ms = node["reconcile_ms"]["p50"]
+        return (
+            f"{_num(node['events_per_s'], 0)} ({node['events_per_backfill']} in {_num(ms, 0)} ms)"
+        )
+
+    return [
+        (f"Takeover after SIGKILL ({terms}) p50 / p99 s",
+         lambda r: _lat(_get(r, "recovery.takeover.takeover_s"))),
+        ("Takeover: first event recorded after the kill p50 / p99 s",
+         lambda r: _lat(_get(r, "recovery.takeover.next_event_s"))),
+        ("Takeover: the 6 s turn completed, after the kill p50 / p99 s",
+         lambda r: _lat(_get(r, "recovery.takeover.completed_after_kill_s"))),
+        (f"Backfill of a {steps}-tool-step turn: events/s (events in p50 time)", backfill),
+        ("Backfill of one real tool turn p50 / p99 ms",
+         lambda r: _lat(_get(r, "recovery.backfill.real_turn.reconcile_ms"))),
+        (f"Live, 1 replica, {rate} deltas/s each: most sessions at p99 < 50 ms",
+         lambda r: _live(_get(r, "recovery.live_1"))),
+        (f"Live, 3 replicas (NOTIFY), {rate} deltas/s each: most at p99 < 50 ms",
+         lambda r: _live(_get(r, "recovery.live_3"))),
+        ("Live: runtime deltas lost, 1 replica / 3 replicas",
+         lambda r: f"{_lost(_get(r, 'recovery.live_1'))} / {_lost(_get(r, 'recovery.live_3'))}"),
+    ]  # fmt: skip
+
+
+def _lost(node: Any) -> str:
+    if not isinstance(node, dict) or "levels" not in node:
+        return "-"
+    return str(sum(int(level.get("lost_deltas", 0)) for level in node["levels"]))
+
+
+def _rows_before_recovery(report: dict[str, Any]) -> list[Row]:
     cfg = report["config"]
     workers = cfg["workers"]
     n_sessions = f"{cfg['sessions']:,}"

@@ -44,6 +44,16 @@ def _where(database_url: str) -> str:
 # -- serve ---------------------------------------------------------------------------------------
 
 
+def _run_fast(main: Any) -> None:
+    """Run on uvloop when it is installed (it is with uvicorn[standard]), as uvicorn would."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 def _draining_server_class() -> type[Any]:
     import uvicorn
 
@@ -118,7 +128,7 @@ def serve(
     """Run the Corral server (settings from CORRAL_* environment variables)."""
     settings = _settings(host=host, port=port)
     try:
-        asyncio.run(_serve(settings))
+        _run_fast(_serve(settings))
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
         output.note("stopped")
 

@@ -8,7 +8,6 @@ cross-replica notifier can replace the interval later without touching the reade
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 
 class EventHub:
@@ -28,17 +27,18 @@ class EventHub:
         for waiter in self._waiters.get(session_id, ()):
             waiter.set()
 
-    async def wait(self, session_id: str, within: float) -> bool:
-        """Wait up to ``within`` seconds for news of ``session_id``; True if notified."""
+    def listen(self, session_id: str) -> asyncio.Event:
+        """A standing waiter for a stream: registered before it reads, so a notification that
+        arrives during a read is not lost. Release it with :meth:`unlisten`."""
         waiter = asyncio.Event()
         self._waiters.setdefault(session_id, set()).add(waiter)
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wait(), within)
-            return waiter.is_set()
-        finally:
-            waiters = self._waiters.get(session_id)
-            if waiters is not None:
-                waiters.discard(waiter)
-                if not waiters:
-                    del self._waiters[session_id]
+        if self.draining:
+            waiter.set()
+        return waiter
+
+    def unlisten(self, session_id: str, waiter: asyncio.Event) -> None:
+        waiters = self._waiters.get(session_id)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self._waiters[session_id]

@@ -65,8 +65,8 @@ class LeaseKeeper:
         until = self._terms.until(now)
         live = self._pumps.live_turns()
         async with self._db.write() as conn:
-            held = await repo.renew(conn, self._terms.owner, list(live), until)
-        for turn_id in set(live) - held:  # another instance took it over: stop pumping it
+            lost = await repo.renew(conn, self._terms.owner, list(live), until)
+        for turn_id in lost:  # another instance took it over: stop pumping it
             self._pumps.drop(live[turn_id])
         async with self._db.read() as conn:
             candidates = await repo.claimable(conn, self._terms.owner, now, limit=100)

@@ -114,13 +114,16 @@ class Pump:
 
     async def run(self, on_exit: object) -> None:
         events: AsyncIterator[NativeEvent] = aiter(self._subscription)
+        # One pending read survives timeouts: cancelling a read would close the subscription.
+        reading: asyncio.Task[NativeEvent] | None = None
         try:
             while True:
                 waiting_on = self.turn_id
                 timeout = self._timings.silence if waiting_on else self._timings.grace
-                try:
-                    native = await asyncio.wait_for(anext(events), timeout)
-                except TimeoutError:
+                if reading is None:
+                    reading = asyncio.ensure_future(anext(events))
+                done, _ = await asyncio.wait({reading}, timeout=timeout)
+                if not done:
                     if self.turn_id is None:
                         # Leave the registry before any await, so a turn starting now gets a
                         # fresh pump instead of this one that is about to stop.
@@ -130,11 +133,14 @@ class Pump:
                     if self.turn_id == waiting_on:  # a whole silence with this turn open
                         await self._guarded(self.reconcile())
                     continue
+                native, reading = reading.result(), None
                 if native.type == STREAM_RESUMED:
                     await self._guarded(self.reconcile())
                 else:
                     await self._guarded(self.record(self.mapper.map(native)))
         finally:
+            if reading is not None:
+                reading.cancel()
             with contextlib.suppress(Exception):
                 await self._subscription.aclose()
             if callable(on_exit):

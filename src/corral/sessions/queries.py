@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -79,17 +80,23 @@ class SessionQueries:
         """
         await self.get(who, session_id)
         cursor, last_sent = after, time.monotonic()
-        while True:
-            # A client hanging up cancels this generator; shielding the read lets the pooled
-            # connection be returned cleanly instead of being torn down mid-query.
-            batch = await asyncio.shield(self._batch(session_id, cursor))
-            if batch:
-                cursor, last_sent = batch[-1].seq, time.monotonic()
-                yield batch
-                continue
-            if self._hub.draining:
-                return
-            await self._hub.wait(session_id, poll)
-            if time.monotonic() - last_sent >= heartbeat:
-                last_sent = time.monotonic()
-                yield None
+        waiter = self._hub.listen(session_id)
+        try:
+            while True:
+                waiter.clear()
+                # A client hanging up cancels this generator; shielding the read lets the pooled
+                # connection be returned cleanly instead of being torn down mid-query.
+                batch = await asyncio.shield(self._batch(session_id, cursor))
+                if batch:
+                    cursor, last_sent = batch[-1].seq, time.monotonic()
+                    yield batch
+                    continue
+                if self._hub.draining:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.wait(), poll)
+                if time.monotonic() - last_sent >= heartbeat:
+                    last_sent = time.monotonic()
+                    yield None
+        finally:
+            self._hub.unlisten(session_id, waiter)

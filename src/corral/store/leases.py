@@ -81,7 +81,11 @@ async def claim(
 async def renew(
     conn: AsyncConnection, owner: str, turn_ids: list[str], until: datetime
 ) -> set[str]:
-    """Extend the caller's leases; returns the turns it still holds (lost ones are absent)."""
+    """Extend the caller's leases; returns the turns another instance has taken over.
+
+    A turn whose row is not visible yet (its start is still being committed) or that has ended
+    is not reported as lost.
+    """
     if not turn_ids:
         return set()
     await conn.execute(
@@ -89,12 +93,14 @@ async def renew(
         .where(turns.c.owner == owner, turns.c.status == "running", turns.c.id.in_(turn_ids))
         .values(lease_expires_at=until)
     )
-    held = await conn.execute(
+    taken = await conn.execute(
         sa.select(turns.c.id).where(
-            turns.c.owner == owner, turns.c.status == "running", turns.c.id.in_(turn_ids)
+            turns.c.id.in_(turn_ids),
+            turns.c.status == "running",
+            sa.or_(turns.c.owner.is_(None), turns.c.owner != owner),
         )
     )
-    return {str(r.id) for r in held.all()}
+    return {str(r.id) for r in taken.all()}
 
 
 async def release_all(conn: AsyncConnection, owner: str) -> None:

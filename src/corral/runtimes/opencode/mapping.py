@@ -93,6 +93,7 @@ class OpenCodeMapper:
     turn_id: str | None = None
     turn_error: str | None = None
     turn_user_message: str | None = None
+    frame_id: str | None = None
 
     def begin_turn(self, turn_id: str) -> None:
         self.turn_id = turn_id
@@ -102,6 +103,8 @@ class OpenCodeMapper:
         handler = _HANDLERS.get(event.type)
         if handler is None:
             return []
+        frame_id = event.payload.get("id")
+        self.frame_id = frame_id if isinstance(frame_id, str) else None
         props = _dict(event.payload.get("properties"))
         return handler(self, props, event.type)
 
@@ -218,12 +221,20 @@ class OpenCodeMapper:
             return []
         part = {"id": props.get("partID"), "messageID": props.get("messageID")}
         part["type"] = self.part_kinds.get(str(part["id"]), "text")
-        return self._delta_text(part, props["delta"], kind)
+        return self._delta_text(part, props["delta"], kind, frame_id=self.frame_id)
 
-    def _delta_text(self, part: dict[str, Any], text: str, kind: str) -> list[EventDraft]:
+    def _delta_text(
+        self, part: dict[str, Any], text: str, kind: str, frame_id: str | None = None
+    ) -> list[EventDraft]:
         part_id = str(part.get("id"))
         offset = self.text_offsets.get(part_id, 0)
         self.text_offsets[part_id] = offset + len(text)
+        if frame_id:
+            # The bus frame's own id: stable on redelivery, and unlike an offset it does not
+            # depend on having seen the part from its start (a pump taking over mid-turn).
+            native_id = f"delta:{part_id}:{frame_id}"
+        else:
+            native_id = f"delta:{part_id}:{offset}"
         data = {
             "message_id": part.get("messageID"),
             "part_id": part_id,
@@ -231,7 +242,7 @@ class OpenCodeMapper:
             "channel": "reasoning" if part.get("type") == "reasoning" else "text",
             "text": text,
         }
-        return [EventDraft(EventType.MESSAGE_DELTA, data, f"delta:{part_id}:{offset}", kind)]
+        return [EventDraft(EventType.MESSAGE_DELTA, data, native_id, kind)]
 
     # -- permissions -----------------------------------------------------------------------
 
