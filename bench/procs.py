@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,24 +22,11 @@ from typing import Any
 
 import httpx
 
-_PR_SET_PDEATHSIG = 1
-_LIBC: Any = None
-if sys.platform.startswith("linux"):
-    with contextlib.suppress(OSError):
-        _LIBC = ctypes.CDLL(None, use_errno=True)
+from corral.sim.processes import die_with_parent, free_port
+
+__all__ = ["Child", "Supervisor", "free_port", "wait_http"]
+
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _child_setup() -> None:
-    """Runs in the child between fork and exec."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -99,7 +83,7 @@ class Supervisor:
                 cwd=cwd,
                 env=dict(env) if env is not None else None,
                 start_new_session=True,
-                preexec_fn=_child_setup,  # only prctl: nothing that could deadlock after fork
+                preexec_fn=die_with_parent,  # only prctl: nothing that could deadlock after fork
             )
         child = Child(name, popen, log)
         self.children.append(child)

@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ctypes
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,27 +24,11 @@ from typing import Any
 
 import httpx
 
+from corral.sim.processes import die_with_parent, free_port
+
 PYTHON = sys.executable
 CORRAL = str(Path(sys.executable).with_name("corral"))
 ADMIN_KEY_LINE = re.compile(r"Admin API key: (\S+)")
-_PR_SET_PDEATHSIG = 1
-
-try:
-    _LIBC: Any = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
-except OSError:  # pragma: no cover - no libc to ask; the finalizer still stops everything
-    _LIBC = None
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it when the test process goes away."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -86,7 +68,7 @@ class Processes:
                 cwd=cwd,
                 env=env,
                 start_new_session=True,  # its own process group
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         proc = Proc(name, popen, log)
         self.procs.append(proc)

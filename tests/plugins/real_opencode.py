@@ -26,7 +26,6 @@ import platform
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ import pytest
 
 from corral.sim._server import BackgroundServer
 from corral.sim.mock_llm import create_app
+from corral.sim.processes import free_port
 
 OPENCODE_VERSION = "1.18.33"
 PEERS_DIR = Path(os.environ.get("CORRAL_PEERS_DIR", Path.home() / ".cache" / "corral" / "peers"))
@@ -182,12 +182,6 @@ def opencode_config(llm_base_url: str) -> dict[str, Any]:
         "share": "disabled",
         "permission": {"bash": "ask"},
     }
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_healthy(url: str, timeout: float = HEALTH_TIMEOUT_S, proc: Any = None) -> dict[str, Any]:
