@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,7 +14,12 @@ from corral.sim.opencode import create_app as create_opencode_sim
 from tests.support.corral import CorralServer, corral_settings, running_corral
 from tests.support.databases import PostgresFactory, sqlite_url
 
-pytest_plugins = ["tests.plugins.real_opencode"]
+# Every module of tests/plugins is a plugin (a runtime's real-server or simulator fixtures), so
+# adding a runtime never edits this file.
+pytest_plugins = [
+    f"tests.plugins.{module.name}"
+    for module in pkgutil.iter_modules([str(Path(__file__).parent / "plugins")])
+]
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,14 @@ class InvalidRequest(CorralError):
     title = "Invalid request"
 
 
+class CapabilityUnsupported(InvalidRequest):
+    """The session's runtime cannot do what was asked (its capability flag is false)."""
+
+    status = 400
+    code = "capability_unsupported"
+    title = "Capability unsupported"
+
+
 class PayloadTooLarge(InvalidRequest):
     status = 413
     code = "payload_too_large"

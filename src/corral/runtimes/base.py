@@ -53,6 +53,10 @@ class AgentSpec:
     instructions: str | None
     tools: list[str]
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Corral's agent id and version: the key under which an adapter provisions (and later finds
+    #: again, after a restart) the runtime-side agent or environment for this exact version.
+    agent_id: str = ""
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +151,32 @@ class SupportsDeliveryCheck(Protocol):
 
 def supports_delivery_check(adapter: RuntimeAdapter) -> TypeGuard[SupportsDeliveryCheck]:
     return isinstance(adapter, SupportsDeliveryCheck)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    call_id: str
+    output: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InputAnswer:
+    """A caller's answer to an ``input.requested`` event: free text (a question, an A2A
+    ``input-required`` task) or the results of client-side tools (Claude custom tools)."""
+
+    text: str | None = None
+    tool_results: tuple[ToolResult, ...] = ()
+
+
+@runtime_checkable
+class SupportsClientInput(Protocol):
+    """Can resume a turn that waits for the caller (``input.requested`` with ``request_id``)."""
+
+    async def answer_input(
+        self, native_session_id: str, request_id: str, answer: InputAnswer
+    ) -> None: ...
+
+
+def supports_client_input(adapter: RuntimeAdapter) -> TypeGuard[SupportsClientInput]:
+    return adapter.capabilities.client_tools and isinstance(adapter, SupportsClientInput)

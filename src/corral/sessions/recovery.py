@@ -105,7 +105,15 @@ class TurnRecovery:
             )
         if agent is None:
             return AgentSpec(name="", model=None, instructions=None, tools=[])
-        return AgentSpec(agent.name, agent.model, agent.instructions, agent.tools, agent.metadata)
+        return AgentSpec(
+            agent.name,
+            agent.model,
+            agent.instructions,
+            agent.tools,
+            agent.metadata,
+            agent_id=agent.id,
+            version=agent.version,
+        )
 
     async def _mark(self, input_id: str, status: str) -> None:
         async with self._db.write() as conn:

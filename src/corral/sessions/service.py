@@ -67,7 +67,15 @@ class TurnStarted:
 
 
 def _spec(agent: Agent) -> AgentSpec:
-    return AgentSpec(agent.name, agent.model, agent.instructions, agent.tools, agent.metadata)
+    return AgentSpec(
+        agent.name,
+        agent.model,
+        agent.instructions,
+        agent.tools,
+        agent.metadata,
+        agent_id=agent.id,
+        version=agent.version,
+    )
 
 
 def _failure_drafts(exc: RuntimeFailure, turn_id: str | None) -> list[EventDraft]:

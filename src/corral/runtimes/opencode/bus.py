@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from corral.domain.errors import RuntimeFailure, RuntimeUnreachable
+from corral.runtimes.backoff import Backoff
 from corral.runtimes.base import STREAM_RESUMED, NativeEvent
 from corral.runtimes.opencode.client import OpenCodeClient
 from corral.runtimes.opencode.mapping import session_of
@@ -22,7 +23,6 @@ from corral.runtimes.opencode.mapping import session_of
 log = logging.getLogger(__name__)
 
 _CONNECT_WAIT = 10.0
-_MAX_BACKOFF = 5.0
 
 
 class Subscription:
@@ -83,18 +83,17 @@ class EventBus:
             sub.queue.put_nowait(NativeEvent(sid, kind, frame))
 
     async def _run(self) -> None:
-        backoff = 0.2
+        backoff = Backoff()
         while True:
             try:
                 async for frame in self._client.events():
-                    backoff = 0.2
+                    backoff.reset()
                     self._dispatch(frame)
                 log.warning("OpenCode event stream ended; reconnecting")
             except RuntimeFailure as exc:
                 log.warning("OpenCode event stream failed: %s; reconnecting", exc.detail)
             self._connected.clear()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+            await asyncio.sleep(backoff.next_delay())
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from corral.domain.errors import RuntimeRejected, RuntimeUnreachable
+from corral.runtimes.sse import iter_sse, json_object
 
 _TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -120,18 +120,10 @@ class OpenCodeClient:
             ) as response:
                 if response.status_code >= 400:
                     raise RuntimeRejected(f"OpenCode /event answered {response.status_code}")
-                data: list[str] = []
-                async for line in response.aiter_lines():
-                    if line.startswith("data:"):
-                        data.append(line[5:].lstrip(" "))
-                    elif line == "" and data:
-                        try:
-                            frame = json.loads("\n".join(data))
-                        except ValueError:
-                            frame = None
-                        data = []
-                        if isinstance(frame, dict):
-                            yield frame
+                async for frame in iter_sse(response):
+                    event = json_object(frame, "opencode")
+                    if event is not None:
+                        yield event
         except httpx.TimeoutException as exc:
             raise RuntimeUnreachable("OpenCode /event timed out") from exc
         except httpx.TransportError as exc:
