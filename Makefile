@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test soak lint typecheck bench clean
+.PHONY: install run test test-slow soak lint typecheck bench clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# Conformance against heavy real runtime servers (OpenClaw's gateway), installed into the cache.
+test-slow: install
+	$(BIN)/pytest -m slow
 
 # 500 randomized SIGKILLs per database (the CI run does 20 on SQLite and 6 on PostgreSQL).
 soak: install

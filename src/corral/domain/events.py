@@ -26,6 +26,9 @@ class EventType(StrEnum):
     INPUT_REQUESTED = "input.requested"
     USAGE = "usage"
     ERROR = "error"
+    #: Native events may be missing here: the runtime's stream broke and it keeps no history or
+    #: cursor to backfill from. Data: {"reason", "native_session_id"?}. Never silent.
+    STREAM_GAP = "stream.gap"
     GOVERNANCE_DECISION = "governance.decision"
     SUBAGENT_STARTED = "subagent.started"
     SUBAGENT_COMPLETED = "subagent.completed"
