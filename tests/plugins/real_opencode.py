@@ -420,3 +420,17 @@ def real_opencode_url(
         yield url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def real_opencode_runtime(real_opencode_url: str) -> Any:
+    from tests.conformance.profiles import Runtime
+
+    return Runtime(kind="opencode", base_url=real_opencode_url)
+
+
+@pytest.fixture(scope="session")
+def opencode_sim_runtime(opencode_sim_url: str) -> Any:
+    from tests.conformance.profiles import Runtime
+
+    return Runtime(kind="opencode", base_url=opencode_sim_url)

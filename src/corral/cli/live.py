@@ -42,6 +42,8 @@ def summarize(event: dict[str, Any]) -> str:
         return short(f"{data.get('approval_id')} {data.get('name')} {_asked(data)}")
     if kind == "approval.resolved":
         return f"{data.get('approval_id')} {data.get('decision')}"
+    if kind == "input.requested":
+        return short(f"{data.get('request_id')} {data.get('kind')} {data.get('prompt') or ''}")
     if kind == "turn.completed":
         return str(data.get("stop_reason"))
     if kind == "session.created":
@@ -126,6 +128,14 @@ class TurnRenderer:
             )
         elif kind == "approval.resolved":
             self.line(f"✓ approval {data.get('approval_id')}: {data.get('decision')}")
+        elif kind == "input.requested":
+            req = data.get("request_id")
+            how = "--result CALL_ID=OUTPUT" if data.get("kind") == "client_tool" else "TEXT"
+            self.line(
+                f"? the agent waits for you: {data.get('prompt') or data.get('call_ids') or ''} "
+                f"— answer with: corral sessions answer {self.session_id} {req} {how}",
+                "yellow",
+            )
         elif kind == "error":
             self.line(f"✖ error [{data.get('code')}]: {data.get('message')}", "red")
         elif kind == "usage":

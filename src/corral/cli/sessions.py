@@ -277,3 +277,36 @@ def deny(
 ) -> None:
     """Deny a pending tool call."""
     _resolve(ctx, sid, approval_id, {"decision": "deny", "message": message}, json_)
+
+
+@app.command("answer")
+def answer(
+    ctx: typer.Context,
+    sid: str = SessionArg,
+    request_id: str = typer.Argument(..., metavar="REQUEST_ID", help="From input.requested."),
+    text: str | None = typer.Argument(None, help="Your answer (a question or free text)."),
+    result: list[str] = typer.Option(
+        [], "--result", metavar="CALL_ID=OUTPUT", help="A client tool's result (repeatable)."
+    ),
+    error: bool = typer.Option(False, "--error", help="Mark the tool results as errors."),
+    no_stream: bool = NoStreamOpt,
+    json_: bool = JsonOpt,
+) -> None:
+    """Answer a turn that waits for you (input.requested), then follow the reply."""
+    state = output.use(ctx, json_)
+    if (text is None) == (not result):
+        raise typer.BadParameter("give either TEXT or one or more --result CALL_ID=OUTPUT")
+    body: dict[str, Any] = {"text": text}
+    if result:
+        pairs = [r.partition("=") for r in result]
+        body = {
+            "tool_results": [{"call_id": c, "output": o, "is_error": error} for c, _, o in pairs]
+        }
+    session = state.client.post(f"/v1/sessions/{sid}/inputs/{request_id}", body)
+    if state.json:
+        output.emit_json(session)
+        return
+    if no_stream:
+        output.done(f"Answered {request_id}; session {sid} is {session['state']}")
+        return
+    _exit(live.follow(state, sid, after=session["last_seq"]))

@@ -24,6 +24,7 @@ class EventType(StrEnum):
     APPROVAL_REQUESTED = "approval.requested"
     APPROVAL_RESOLVED = "approval.resolved"
     INPUT_REQUESTED = "input.requested"
+    INPUT_RESOLVED = "input.resolved"
     USAGE = "usage"
     ERROR = "error"
     #: Native events may be missing here: the runtime's stream broke and it keeps no history or
@@ -90,3 +91,8 @@ def approval_resolved_native_id(native_approval_id: str) -> str:
 def turn_end_native_id(turn_id: str) -> str:
     """The dedupe key of a turn's end, whether the runtime's stream or a reconciliation saw it."""
     return f"turn-end:{turn_id}"
+
+
+def input_resolved_native_id(request_id: str) -> str:
+    """The dedupe key of the answer to an ``input.requested``: one answer per request."""
+    return f"input-resolved:{request_id}"

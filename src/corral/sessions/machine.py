@@ -41,6 +41,8 @@ def step(snapshot: Snapshot, event_type: EventType, data: dict[str, Any]) -> Sna
         return replace(snapshot, state=nxt, pending_approvals=pending)
     if event_type is EventType.INPUT_REQUESTED and state in ACTIVE_STATES:
         return replace(snapshot, state=SessionState.WAITING_INPUT)
+    if event_type is EventType.INPUT_RESOLVED and state is SessionState.WAITING_INPUT:
+        return replace(snapshot, state=SessionState.RUNNING)
     if event_type is EventType.TURN_COMPLETED:
         reason = str(data.get("stop_reason") or StopReason.END_TURN.value)
         done: SessionState = (

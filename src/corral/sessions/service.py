@@ -23,25 +23,22 @@ from corral.domain.errors import (
     SessionBusy,
 )
 from corral.domain.events import (
-    ApprovalDecision,
     EventDraft,
     EventType,
     StopReason,
-    approval_resolved_native_id,
 )
 from corral.domain.ids import new_id
-from corral.domain.records import Agent, Approval, Session
+from corral.domain.records import Agent, Session
 from corral.domain.states import SessionState
 from corral.identity.authz import Action, Principal, authorize
-from corral.runtimes.base import AgentSpec, RuntimeAdapter, supports_approvals
+from corral.runtimes.base import AgentSpec, RuntimeAdapter
 from corral.sessions import machine, recorder
 from corral.sessions.connections import AdapterPool
 from corral.sessions.hub import EventHub
 from corral.sessions.leases import LeaseTerms
 from corral.sessions.pump import PumpRegistry
-from corral.sessions.queries import SessionQueries
+from corral.sessions.requests import RuntimeRequests
 from corral.store import agents as agent_repo
-from corral.store import approvals as approval_repo
 from corral.store import idempotency
 from corral.store import sessions as repo
 from corral.store.db import Database
@@ -93,7 +90,7 @@ def _failure_drafts(exc: RuntimeFailure, turn_id: str | None) -> list[EventDraft
     return drafts
 
 
-class SessionService(SessionQueries):
+class SessionService(RuntimeRequests):
     def __init__(
         self,
         db: Database,
@@ -335,57 +332,3 @@ class SessionService(SessionQueries):
             self._hub.notify(session_id)
             raise
         return await self.get(who, session_id)
-
-    async def resolve_approval(
-        self,
-        who: Principal,
-        session_id: str,
-        approval_id: str,
-        decision: ApprovalDecision,
-        message: str | None,
-    ) -> Approval:
-        session = await self.get(who, session_id, Action.SESSIONS_WRITE)
-        async with self._db.read() as conn:
-            approval = await approval_repo.get_approval(conn, session_id, approval_id)
-        if approval is None:
-            raise NotFound(f"approval {approval_id} not found")
-        if approval.choices and decision.value not in approval.choices:
-            raise Conflict(
-                f"{decision.value!r} is not offered here; choose one of {approval.choices}",
-                code="decision_not_offered",
-            )
-        adapter = await self._pool.for_runtime(
-            session.runtime_id, team_id=session.team_id, agent_id=session.agent_id
-        )
-        if not supports_approvals(adapter) or session.native_session_id is None:
-            raise Conflict("this runtime cannot answer approvals", code="capability_unsupported")
-        async with self._db.write() as conn:
-            claimed = await approval_repo.claim(
-                conn, approval_id, decision=decision.value, message=message, resolved_by=who.user_id
-            )
-        if not claimed:
-            raise Conflict("approval is no longer pending", code="approval_not_pending")
-        try:
-            await adapter.resolve_approval(
-                session.native_session_id, approval.native_id, decision, message
-            )
-        except RuntimeFailure:
-            async with self._db.write() as conn:
-                await approval_repo.release(conn, approval_id)
-            raise
-        data = {
-            "native_approval_id": approval.native_id,
-            "decision": decision.value,
-            "message": message,
-            "by": "client",
-            "resolved_by": who.user_id,
-        }
-        draft = EventDraft(
-            EventType.APPROVAL_RESOLVED, data, approval_resolved_native_id(approval.native_id)
-        )
-        async with self._db.write() as conn:
-            await recorder.record(conn, session_id, [draft], turn_id=approval.turn_id, at=utcnow())
-            resolved = await approval_repo.get_approval(conn, session_id, approval_id)
-        self._hub.notify(session_id)
-        assert resolved is not None
-        return resolved

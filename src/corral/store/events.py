@@ -81,3 +81,13 @@ async def after(conn: AsyncConnection, session_id: str, seq: int, limit: int) ->
         .limit(limit)
     )
     return [_event(r) for r in (await conn.execute(query)).all()]
+
+
+async def of_type(
+    conn: AsyncConnection, session_id: str, event_type: str, *, turn_id: str | None
+) -> list[Event]:
+    """The session's events of one type (in one turn, when given), oldest first."""
+    query = sa.select(events).where(events.c.session_id == session_id, events.c.type == event_type)
+    if turn_id is not None:
+        query = query.where(events.c.turn_id == turn_id)
+    return [_event(r) for r in (await conn.execute(query.order_by(events.c.seq))).all()]

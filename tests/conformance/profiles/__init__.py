@@ -39,11 +39,12 @@ class Prompts:
     text_reply: str  # a substring the final message.completed text must contain
     tool: str  # one tool call that runs without asking anyone and succeeds
     tool_name: str  # that tool's name as tool.call reports it
-    slow: str  # a reply that streams for >= 4 s (cancel mid-turn)
+    slow: str  # a reply that streams for >= 4 s (cancel mid-turn, dropped stream)
     error: str  # the turn fails (the model call answers 400)
     approval: str | None = None  # a tool call the runtime asks a human about; None: no approvals
     approval_tool: str | None = None
     client_input: str | None = None  # the turn waits for the caller (input.requested)
+    slow_reply: str = ""  # a substring of the slow prompt's final text ("" = any text)
 
 
 @dataclass(frozen=True)

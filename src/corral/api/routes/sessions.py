@@ -15,6 +15,7 @@ from corral.api.schemas.sessions import (
     Approval,
     ApprovalResolve,
     Event,
+    InputAnswerCreate,
     MessageCreate,
     Session,
     SessionCreate,
@@ -25,6 +26,7 @@ from corral.domain.errors import InvalidRequest
 from corral.domain.events import Event as StoredEvent
 from corral.domain.money import micros_to_usd
 from corral.domain.states import SessionState
+from corral.runtimes.base import InputAnswer, ToolResult
 from corral.store.sessions import SessionFilter
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -206,3 +208,13 @@ async def resolve_approval(
         who, session_id, approval_id, body.decision, body.message
     )
     return Approval.model_validate(approval)
+
+
+@router.post("/{session_id}/inputs/{request_id}", response_model=Session)
+async def answer_input(
+    session_id: str, request_id: str, body: InputAnswerCreate, who: Caller, svc: Svc
+) -> Session:
+    """Answer an ``input.requested`` event: the runtime resumes the waiting turn."""
+    results = tuple(ToolResult(r.call_id, r.output, r.is_error) for r in body.tool_results or ())
+    answer = InputAnswer(text=body.text, tool_results=results)
+    return session_out(await svc.sessions.answer_input(who, session_id, request_id, answer))

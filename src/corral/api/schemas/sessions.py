@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from corral.api.schemas.common import Input, Output
 from corral.domain.events import ApprovalDecision
@@ -27,6 +27,26 @@ class MessageCreate(Input):
 class ApprovalResolve(Input):
     decision: ApprovalDecision
     message: str | None = Field(default=None, max_length=10_000)
+
+
+class ToolResultIn(Input):
+    call_id: str = Field(min_length=1, max_length=200)
+    output: str = Field(max_length=200_000)
+    is_error: bool = False
+
+
+class InputAnswerCreate(Input):
+    """Exactly one of ``text`` (a question or free-text request) or ``tool_results`` (the
+    results of the client-side tools named by the request's ``call_ids``)."""
+
+    text: str | None = Field(default=None, max_length=200_000)
+    tool_results: list[ToolResultIn] | None = Field(default=None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> InputAnswerCreate:
+        if (self.text is None) == (self.tool_results is None):
+            raise ValueError("give exactly one of 'text' or 'tool_results'")
+        return self
 
 
 class Session(Output):
