@@ -11,6 +11,8 @@ from corral.runtimes.base import Capabilities, RuntimeAdapter, RuntimeTarget
 #: kind -> "module:factory". The factory takes a RuntimeTarget and returns a RuntimeAdapter.
 _FACTORIES: dict[str, str] = {
     "opencode": "corral.runtimes.opencode.adapter:OpenCodeAdapter",
+    "langgraph": "corral.runtimes.langgraph.adapter:LangGraphAdapter",
+    "cursor": "corral.runtimes.cursor.adapter:CursorAdapter",
 }
 
 
