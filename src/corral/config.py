@@ -22,9 +22,15 @@ class Settings(BaseSettings):
     bootstrap_admin_email: str = "admin@corral.local"
     max_body_bytes: int = 1_048_576
     sse_heartbeat_seconds: float = 15.0
-    # Streams re-read the store this often even without a wake-up (events from other processes
-    # on SQLite; a backstop for LISTEN/NOTIFY on PostgreSQL).
+    # Streams are woken (and handed the events) by the process that records them, and across
+    # replicas by PostgreSQL LISTEN/NOTIFY. They re-read the store anyway every
+    # sse_backstop_seconds while that channel is up, every sse_poll_seconds while it is down.
     sse_poll_seconds: float = 1.0
+    sse_backstop_seconds: float = 15.0
+    # Database connections per process (PostgreSQL): keep replicas x (size + overflow) under
+    # the server's max_connections (100 by default) with room for the listener and tools.
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
     pump_grace_seconds: float = 3.0
     pump_silence_seconds: float = 30.0
     # Which instance holds a turn's lease. Defaults to host:port, so a restarted replica takes

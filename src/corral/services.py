@@ -68,7 +68,11 @@ def load_keyring(settings: Settings) -> keyring.Keyring:
 
 
 async def build(settings: Settings) -> Services:
-    db = Database(settings.database_url)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
     if settings.auto_migrate:
         await migrate.upgrade(db)
     await db.optimize()
@@ -79,6 +83,10 @@ async def build(settings: Settings) -> Services:
     pumps = PumpRegistry(db, hub, timings)
     terms = LeaseTerms(settings.instance(), settings.lease_seconds, settings.lease_check_seconds)
     recovery = TurnRecovery(db, pool, pumps)
+    db.origin = settings.instance()
+    listener = PostgresListener(db.url, hub, db.origin) if db.is_postgres else None
+    if listener is not None:
+        hub.complete = listener.connected.is_set
     services = Services(
         settings=settings,
         db=db,
@@ -90,7 +98,7 @@ async def build(settings: Settings) -> Services:
         pool=pool,
         pumps=pumps,
         leases=LeaseKeeper(db, pumps, terms, recovery, recovery.backfill_ended),
-        listener=PostgresListener(db.url, hub) if db.is_postgres else None,
+        listener=listener,
     )
     services.bootstrap = await services.identity.bootstrap(
         settings.bootstrap_org, settings.bootstrap_admin_email

@@ -27,8 +27,9 @@ def _dsn(database_url: str) -> str:
 
 
 class PostgresListener:
-    def __init__(self, database_url: str, hub: EventHub) -> None:
+    def __init__(self, database_url: str, hub: EventHub, origin: str = "") -> None:
         self._dsn = _dsn(database_url)
+        self._origin = origin
         self._hub = hub
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -37,7 +38,11 @@ class PostgresListener:
         self._task = asyncio.create_task(self._run(), name="pg-listener")
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self._hub.notify(payload)
+        session_id, _, rest = payload.partition(" ")
+        seq, _, origin = rest.partition(" ")
+        if self._origin and origin == self._origin:
+            return  # our own commit: the writer already handed it to our readers
+        self._hub.remote(session_id, int(seq) if seq.isdigit() else None)
 
     async def _run(self) -> None:
         backoff = 0.5
@@ -49,6 +54,8 @@ class PostgresListener:
                 conn.add_termination_listener(lambda _conn, done=closed: done.set())
                 await conn.add_listener(EVENTS_CHANNEL, self._on_notify)
                 self.connected.set()
+                # Whatever was committed while we were not listening went unannounced.
+                self._hub.wake_all(invalidate=True)
                 backoff = 0.5
                 await closed.wait()
             except asyncio.CancelledError:

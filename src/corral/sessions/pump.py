@@ -91,7 +91,7 @@ class Pump:
         if any(e.type == EventType.TURN_COMPLETED for e in stored):
             self.last_turn_id, self.turn_id = self.turn_id, None
         if stored:
-            self._hub.notify(self.session_id)
+            self._hub.publish(self.session_id, stored)
 
     async def reconcile(self, *, complete_if_idle: bool = True) -> None:
         """Catch up from the runtime's own record; dedupe makes repeats harmless.

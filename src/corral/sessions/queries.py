@@ -20,6 +20,8 @@ from corral.store.db import Database
 from corral.store.pagination import clamp_limit
 from corral.store.sessions import SessionFilter
 
+_READ_BATCH = 500
+
 
 class SessionQueries:
     def __init__(self, db: Database, hub: EventHub) -> None:
@@ -69,34 +71,66 @@ class SessionQueries:
 
     async def _batch(self, session_id: str, after: int) -> list[Event]:
         async with self._db.read() as conn:
-            return await event_repo.after(conn, session_id, after, 500)
+            return await event_repo.after(conn, session_id, after, _READ_BATCH)
+
+    async def _read(self, session_id: str, after: int, log_end: int) -> list[Event]:
+        """Events after ``after`` from the store, refreshing the hub's tail when the read
+        reached the end of the log (``log_end``: the session's last seq when the stream began,
+        so a cursor past it proves nothing)."""
+        generation = self._hub.generation(session_id)
+        # A client hanging up cancels this generator; shielding the read lets the pooled
+        # connection be returned cleanly instead of being torn down mid-query.
+        batch = await asyncio.shield(self._batch(session_id, after))
+        if len(batch) < _READ_BATCH and (batch or after <= log_end):
+            self._hub.absorb(session_id, batch, after, generation)
+        return batch
 
     async def stream(
-        self, who: Principal, session_id: str, after: int, *, heartbeat: float, poll: float = 1.0
+        self,
+        who: Principal,
+        session_id: str,
+        after: int,
+        *,
+        heartbeat: float,
+        poll: float = 1.0,
+        backstop: float = 15.0,
     ) -> AsyncIterator[list[Event] | None]:
         """Events after ``after`` as they are committed; ``None`` means "send a heartbeat".
 
-        Ends (after what is already stored) when the process starts draining for shutdown.
+        New events come from the hub's in-memory tail when it has them, else from the store.
+        The store is re-read anyway every ``backstop`` seconds while the hub's notifications are
+        complete, every ``poll`` seconds while they are not. Ends (after what is already
+        stored) when the process starts draining for shutdown.
         """
-        await self.get(who, session_id)
-        cursor, last_sent = after, time.monotonic()
+        session = await self.get(who, session_id)
+        cursor, now = after, time.monotonic()
+        last_sent = last_read = now
         waiter = self._hub.listen(session_id)
+        force_read = False
         try:
             while True:
                 waiter.clear()
-                # A client hanging up cancels this generator; shielding the read lets the pooled
-                # connection be returned cleanly instead of being torn down mid-query.
-                batch = await asyncio.shield(self._batch(session_id, cursor))
+                batch = None if force_read else self._hub.cached_after(session_id, cursor)
+                if batch is None:
+                    batch = await self._read(session_id, cursor, session.last_seq)
+                    last_read, force_read = time.monotonic(), False
                 if batch:
                     cursor, last_sent = batch[-1].seq, time.monotonic()
                     yield batch
                     continue
                 if self._hub.draining:
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), poll)
-                if time.monotonic() - last_sent >= heartbeat:
-                    last_sent = time.monotonic()
+                interval = backstop if self._hub.complete() else poll
+                now = time.monotonic()
+                wait = min(last_read + interval, last_sent + heartbeat) - now
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(waiter.wait(), wait)
+                now = time.monotonic()
+                if now - last_read >= interval:
+                    force_read = True
+                if now - last_sent >= heartbeat:
+                    last_sent = now
                     yield None
         finally:
             self._hub.unlisten(session_id, waiter)

@@ -19,6 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _WRITE = "corral_write"
+#: Execution option on write connections naming the writer (see ``Database.origin``).
+ORIGIN_OPTION = "corral_origin"
 
 
 def normalize_url(url: str) -> str:
@@ -52,8 +54,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 20
+    ) -> None:
         self.url = normalize_url(url)
+        #: Who writes through this handle (the instance id); carried by change notifications so
+        #: a replica can tell its own commits, already handed to its readers, from others'.
+        self.origin = ""
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo}
@@ -63,9 +70,12 @@ class Database:
             kwargs["pool_size"] = 8
             kwargs["max_overflow"] = 8
         else:
-            kwargs["pool_size"] = 10
-            kwargs["max_overflow"] = 20
-            kwargs["pool_pre_ping"] = True
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = max_overflow
+            # No pre-ping: it costs a round trip per checkout on the hot path. A connection
+            # PostgreSQL dropped fails its next use instead; SQLAlchemy then invalidates the
+            # pool, callers retry (pumps and streams do), and recycling bounds idle ones.
+            kwargs["pool_recycle"] = 1800
         self.engine = create_async_engine(self.url, **kwargs)
         # SQLite has one writer at a time anyway; queueing writers here, instead of letting
         # them sleep and retry on busy_timeout, cuts the tail latency of concurrent writes.
@@ -86,7 +96,7 @@ class Database:
             if self._write_lock is not None:
                 await stack.enter_async_context(self._write_lock)
             conn = await stack.enter_async_context(self.engine.connect())
-            conn = await conn.execution_options(**{_WRITE: True})
+            conn = await conn.execution_options(**{_WRITE: True, ORIGIN_OPTION: self.origin})
             async with conn.begin():
                 yield conn
 

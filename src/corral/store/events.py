@@ -16,9 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.domain.events import Event
+from corral.store.db import ORIGIN_OPTION
 from corral.store.tables import events, sessions
 
-#: PostgreSQL NOTIFY channel carrying the id of each session whose log grew.
+#: PostgreSQL NOTIFY channel: "<session id> <last seq> <origin>" for each transaction that grew
+#: a session's log (origin: the writer's instance id, "-" when unknown).
 EVENTS_CHANNEL = "corral_events"
 
 
@@ -33,6 +35,12 @@ async def known_native_ids(
         events.c.session_id == session_id, events.c.native_id.in_(wanted)
     )
     return {str(row.native_id) for row in (await conn.execute(query)).all()}
+
+
+def notify_payload(conn: AsyncConnection, last: Event) -> str:
+    sync = conn.sync_connection
+    origin = (sync.get_execution_options().get(ORIGIN_OPTION) if sync else None) or "-"
+    return f"{last.session_id} {last.seq} {origin}"
 
 
 async def insert_batch(conn: AsyncConnection, batch: list[Event], at: datetime) -> None:
@@ -64,8 +72,8 @@ async def insert_batch(conn: AsyncConnection, batch: list[Event], at: datetime) 
     if conn.dialect.name == "postgresql":
         # Delivered to every replica's listener when (and only if) this transaction commits.
         await conn.execute(
-            sa.text("SELECT pg_notify(:channel, :session)"),
-            {"channel": EVENTS_CHANNEL, "session": batch[0].session_id},
+            sa.text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": EVENTS_CHANNEL, "payload": notify_payload(conn, batch[-1])},
         )
 
 

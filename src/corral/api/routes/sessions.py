@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from starlette.responses import StreamingResponse
 
 from corral.api.deps import Caller, Svc, idempotency
@@ -150,7 +150,6 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int:
 )
 async def stream_events(
     session_id: str,
-    request: Request,
     who: Caller,
     svc: Svc,
     after: int | None = Query(default=None, ge=0, le=2**62),
@@ -165,13 +164,13 @@ async def stream_events(
         start,
         heartbeat=svc.settings.sse_heartbeat_seconds,
         poll=svc.settings.sse_poll_seconds,
+        backstop=svc.settings.sse_backstop_seconds,
     )
 
     async def body() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
+        # Starlette cancels this body when the client disconnects: no per-batch check needed.
         async for batch in frames:
-            if await request.is_disconnected():
-                return
             if batch is None:
                 yield ": heartbeat\n\n"
                 continue
