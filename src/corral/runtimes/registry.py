@@ -12,6 +12,7 @@ from corral.runtimes.base import Capabilities, RuntimeAdapter, RuntimeTarget
 _FACTORIES: dict[str, str] = {
     "opencode": "corral.runtimes.opencode.adapter:OpenCodeAdapter",
     "langgraph": "corral.runtimes.langgraph.adapter:LangGraphAdapter",
+    "hermes": "corral.runtimes.hermes.adapter:HermesAdapter",
     "cursor": "corral.runtimes.cursor.adapter:CursorAdapter",
 }
 
