@@ -192,7 +192,7 @@ async def _backfills(
             native_session_id=native_id,
             adapter=cast(RuntimeAdapter, adapter),
             subscription=cast(EventSubscription, _Idle()),
-            db=services.db,
+            writer=services.writer,
             hub=hub,
             timings=PumpTimings(),
         )

@@ -213,7 +213,7 @@ async def _measure(
             native_session_id=row["native_session_id"],
             adapter=cast(RuntimeAdapter, adapter),
             subscription=cast(EventSubscription, _NoSubscription()),
-            db=db,
+            writer=services.writer,
             hub=hub,
             timings=PumpTimings(),
         )

@@ -16,6 +16,7 @@ from corral.sessions.notify import PostgresListener
 from corral.sessions.pump import PumpRegistry, PumpTimings
 from corral.sessions.recovery import TurnRecovery
 from corral.sessions.service import SessionService
+from corral.sessions.writer import EventWriter
 from corral.store import migrate
 from corral.store.db import Database
 from corral.vault import keyring
@@ -35,6 +36,7 @@ class Services:
     sessions: SessionService
     pool: AdapterPool
     pumps: PumpRegistry
+    writer: EventWriter
     leases: LeaseKeeper
     listener: PostgresListener | None = None
     bootstrap: Bootstrap | None = None
@@ -58,6 +60,7 @@ class Services:
             await self.listener.aclose()
         await self.leases.aclose()
         await self.pumps.aclose()
+        await self.writer.aclose()
         await self.pool.aclose()
         await self.db.optimize()
         await self.db.dispose()
@@ -80,7 +83,8 @@ async def build(settings: Settings) -> Services:
     hub = EventHub()
     pool = AdapterPool(db, vault)
     timings = PumpTimings(grace=settings.pump_grace_seconds, silence=settings.pump_silence_seconds)
-    pumps = PumpRegistry(db, hub, timings)
+    writer = EventWriter(db)
+    pumps = PumpRegistry(writer, hub, timings)
     terms = LeaseTerms(settings.instance(), settings.lease_seconds, settings.lease_check_seconds)
     recovery = TurnRecovery(db, pool, pumps)
     db.origin = settings.instance()
@@ -97,6 +101,7 @@ async def build(settings: Settings) -> Services:
         sessions=SessionService(db, hub, pool, pumps, terms),
         pool=pool,
         pumps=pumps,
+        writer=writer,
         leases=LeaseKeeper(db, pumps, terms, recovery, recovery.backfill_ended),
         listener=listener,
     )

@@ -24,10 +24,8 @@ from corral.runtimes.base import (
     NativeEvent,
     RuntimeAdapter,
 )
-from corral.sessions import recorder
 from corral.sessions.hub import EventHub
-from corral.store.db import Database
-from corral.store.types import utcnow
+from corral.sessions.writer import EventWriter
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +44,7 @@ class Pump:
         native_session_id: str,
         adapter: RuntimeAdapter,
         subscription: EventSubscription,
-        db: Database,
+        writer: EventWriter,
         hub: EventHub,
         timings: PumpTimings,
     ) -> None:
@@ -55,7 +53,7 @@ class Pump:
         self.adapter = adapter
         self.mapper: EventMapper = adapter.mapper()
         self._subscription = subscription
-        self._db = db
+        self._writer = writer
         self._hub = hub
         self._timings = timings
         self.turn_id: str | None = None
@@ -84,10 +82,7 @@ class Pump:
         # Runtimes keep reporting briefly after a turn ends (OpenCode sends the aborted
         # message's final text and usage after its idle): those belong to the last turn.
         turn_id = self.turn_id or self.last_turn_id
-        async with self._db.write() as conn:
-            stored = await recorder.record(
-                conn, self.session_id, drafts, turn_id=turn_id, at=utcnow()
-            )
+        stored = await self._writer.record(self.session_id, drafts, turn_id=turn_id)
         if any(e.type == EventType.TURN_COMPLETED for e in stored):
             self.last_turn_id, self.turn_id = self.turn_id, None
         if stored:
@@ -158,8 +153,10 @@ class Pump:
 class PumpRegistry:
     """The pumps of this process, at most one per session."""
 
-    def __init__(self, db: Database, hub: EventHub, timings: PumpTimings | None = None) -> None:
-        self._db = db
+    def __init__(
+        self, writer: EventWriter, hub: EventHub, timings: PumpTimings | None = None
+    ) -> None:
+        self._writer = writer
         self._hub = hub
         self._timings = timings or PumpTimings()
         self._pumps: dict[str, Pump] = {}
@@ -198,7 +195,7 @@ class PumpRegistry:
             native_session_id=native_session_id,
             adapter=adapter,
             subscription=subscription,
-            db=self._db,
+            writer=self._writer,
             hub=self._hub,
             timings=self._timings,
         )

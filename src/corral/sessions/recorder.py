@@ -112,8 +112,11 @@ async def transition(
 
 
 async def _finish(conn: AsyncConnection, log: _Log, snap: machine.Snapshot) -> None:
-    await event_repo.insert_batch(conn, log.events, log.at)
-    if snap.state is not log.session.state or snap.stop_reason != log.session.stop_reason:
+    changed = snap.state is not log.session.state or snap.stop_reason != log.session.stop_reason
+    if log.events:
+        values = {"state": snap.state.value, "stop_reason": snap.stop_reason} if changed else {}
+        await event_repo.insert_batch(conn, log.events, log.at, **values)
+    elif changed:
         await session_repo.update_session(
             conn, log.session.id, state=snap.state, stop_reason=snap.stop_reason
         )

@@ -43,38 +43,41 @@ def notify_payload(conn: AsyncConnection, last: Event) -> str:
     return f"{last.session_id} {last.seq} {origin}"
 
 
-async def insert_batch(conn: AsyncConnection, batch: list[Event], at: datetime) -> None:
-    """Store events whose seqs follow the session's ``last_seq``, and advance it."""
+async def insert_batch(
+    conn: AsyncConnection, batch: list[Event], at: datetime, **session_values: Any
+) -> None:
+    """Store events whose seqs follow the session's ``last_seq``, and advance it (with any
+    other ``session_values`` in the same statement: this runs once per recorded event)."""
     if not batch:
         return
-    await conn.execute(
-        sa.insert(events),
-        [
-            {
-                "session_id": e.session_id,
-                "seq": e.seq,
-                "type": e.type,
-                "ts": e.ts,
-                "data": e.data,
-                "native_id": e.native_id,
-                "native_type": e.native_type,
-                "turn_id": e.turn_id,
-                "trace_id": e.trace_id,
-            }
-            for e in batch
-        ],
-    )
-    await conn.execute(
+    rows = [
+        {
+            "session_id": e.session_id,
+            "seq": e.seq,
+            "type": e.type,
+            "ts": e.ts,
+            "data": e.data,
+            "native_id": e.native_id,
+            "native_type": e.native_type,
+            "turn_id": e.turn_id,
+            "trace_id": e.trace_id,
+        }
+        for e in batch
+    ]
+    # One row is the common case (a pump records each native event as it comes): a plain
+    # execute avoids the executemany path.
+    await conn.execute(sa.insert(events), rows if len(rows) > 1 else rows[0])
+    update = (
         sa.update(sessions)
         .where(sessions.c.id == batch[0].session_id)
-        .values(last_seq=batch[-1].seq, last_activity_at=at, updated_at=at)
+        .values(last_seq=batch[-1].seq, last_activity_at=at, updated_at=at, **session_values)
     )
     if conn.dialect.name == "postgresql":
-        # Delivered to every replica's listener when (and only if) this transaction commits.
-        await conn.execute(
-            sa.text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": EVENTS_CHANNEL, "payload": notify_payload(conn, batch[-1])},
-        )
+        # NOTIFY from the same statement: delivered to every replica's listener when (and
+        # only if) this transaction commits.
+        payload = notify_payload(conn, batch[-1])
+        update = update.returning(sa.func.pg_notify(EVENTS_CHANNEL, payload))
+    await conn.execute(update)
 
 
 def _event(row: Any) -> Event:
