@@ -11,8 +11,10 @@ from corral.runtimes.base import Capabilities, RuntimeAdapter, RuntimeTarget
 #: kind -> "module:factory". The factory takes a RuntimeTarget and returns a RuntimeAdapter.
 _FACTORIES: dict[str, str] = {
     "opencode": "corral.runtimes.opencode.adapter:OpenCodeAdapter",
+    "a2a": "corral.runtimes.a2a.adapter:A2AAdapter",
     "langgraph": "corral.runtimes.langgraph.adapter:LangGraphAdapter",
     "hermes": "corral.runtimes.hermes.adapter:HermesAdapter",
+    "claude_agents": "corral.runtimes.claude_agents.adapter:ClaudeAgentsAdapter",
     "cursor": "corral.runtimes.cursor.adapter:CursorAdapter",
 }
 
