@@ -16,6 +16,7 @@ _FACTORIES: dict[str, str] = {
     "hermes": "corral.runtimes.hermes.adapter:HermesAdapter",
     "claude_agents": "corral.runtimes.claude_agents.adapter:ClaudeAgentsAdapter",
     "cursor": "corral.runtimes.cursor.adapter:CursorAdapter",
+    "openclaw": "corral.runtimes.openclaw.adapter:OpenClawAdapter",
 }
 
 
