@@ -1,15 +1,21 @@
-"""``corral demo``: Corral on SQLite with a simulated OpenCode, a demo org, and keys to try it.
+"""``corral demo``: Corral on SQLite with three runtimes, a demo org, and keys to try it.
 
-Everything runs in one process: the mock LLM, the simulated OpenCode server, and Corral itself.
-The data lives in ``./.corral``; a second run reuses it (the simulator gets a new port each time,
-so the demo runtime's URL is updated on start). The demo keys are kept in ``.corral/*.key``
-(0600) so the walkthrough can be repeated: that is a convenience of the demo only.
+Everything runs in one process: the mock LLM, a simulated OpenCode server, a simulated Claude
+Managed Agents service, an A2A agent (built on a2a-sdk), and Corral itself. Each runtime gets a
+demo agent, and the first run starts one session on each, so ``corral sessions list`` shows
+sessions on all three in one list. The data lives in ``./.corral``; a second run reuses it (the
+simulators get new ports each time, so the runtimes' URLs are updated on start; sessions on
+the simulated services do not survive their restart, OpenCode's simulator included). The demo
+keys are kept in ``.corral/*.key`` (0600) so the walkthrough can be repeated: that is a
+convenience of the demo only.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 import uvicorn
@@ -19,17 +25,30 @@ from corral.config import Settings
 from corral.domain.errors import Conflict
 from corral.domain.roles import Role
 from corral.fleet.agents import AgentFields
+from corral.identity.authz import Principal
 from corral.services import Services, build
 from corral.sim import mock_llm
 from corral.sim._server import serve_in_loop
+from corral.sim.a2a import create_app as create_a2a_agent
+from corral.sim.claude_agents import create_app as create_claude_sim
 from corral.sim.opencode import SimConfig
 from corral.sim.opencode import create_app as create_opencode_sim
 from corral.vault.keyring import write_private
 
 DEMO_TEAM = "demo"
 DEMO_DEV_EMAIL = "dev@demo.local"
-DEMO_RUNTIME = "opencode-sim"
 DEMO_AGENT = "helper"
+#: The simulated Claude service accepts any key; the demo still keeps one in the vault.
+CLAUDE_SIM_KEY = "sk-ant-demo"
+
+
+@dataclass(frozen=True)
+class DemoRuntime:
+    name: str
+    kind: str
+    agent: str
+    url: str
+    credentials: dict[str, Any] | None = None
 
 
 def _key_file(settings: Settings, name: str) -> Path:
@@ -50,7 +69,9 @@ async def _admin_key(services: Services, settings: Settings) -> str:
     )
 
 
-async def _ensure_demo(services: Services, admin_key: str, sim_url: str, settings: Settings) -> str:
+async def _ensure_demo(
+    services: Services, admin_key: str, runtimes: list[DemoRuntime], settings: Settings
+) -> str:
     admin = await services.identity.authenticate(admin_key)
     teams = await services.identity.list_teams(admin, None, 200)
     team = next((t for t in teams.items if t.name == DEMO_TEAM), None)
@@ -72,27 +93,58 @@ async def _ensure_demo(services: Services, admin_key: str, sim_url: str, setting
             admin, name="demo developer", user_id=dev.id, role=None, expires_at=None
         )
         write_private(dev_key_path, issued.plaintext)
+    dev_key = dev_key_path.read_text().strip()
+    started = []
+    for spec in runtimes:
+        if await _ensure_runtime(services, admin, team.id, spec):
+            started.append(spec)
+    developer = await services.identity.authenticate(dev_key)
+    for spec in started:  # one session per new agent, so the fleet list shows every runtime
+        agents = await services.agents.list_agents(
+            developer, team_id=team.id, runtime_id=None, name=spec.agent, cursor=None, limit=1
+        )
+        await services.sessions.create(
+            developer,
+            agent_id=agents.items[0].id,
+            input_text=f"hello from the demo, {spec.kind}",
+            title=f"first {spec.kind} session",
+            idem=None,
+        )
+    return dev_key
+
+
+async def _ensure_runtime(
+    services: Services, admin: Principal, team_id: str, spec: DemoRuntime
+) -> bool:
+    """Register (or re-point) a demo runtime and its agent; True when the agent is new."""
     runtimes = await services.runtimes.list_runtimes(admin, kind=None, cursor=None, limit=200)
-    runtime = next((v.runtime for v in runtimes.items if v.runtime.name == DEMO_RUNTIME), None)
+    runtime = next((v.runtime for v in runtimes.items if v.runtime.name == spec.name), None)
     if runtime is None:
         view = await services.runtimes.register(
-            admin, name=DEMO_RUNTIME, kind="opencode", base_url=sim_url, config={}
+            admin, name=spec.name, kind=spec.kind, base_url=spec.url, config={}
         )
         runtime = view.runtime
     else:
-        await services.runtimes.update(admin, runtime.id, name=None, base_url=sim_url, config=None)
+        await services.runtimes.update(admin, runtime.id, name=None, base_url=spec.url, config=None)
+    if spec.credentials:
+        await services.runtimes.put_credentials(
+            admin, runtime.id, spec.credentials, team_id=None, agent_id=None
+        )
     agents = await services.agents.list_agents(
-        admin, team_id=team.id, runtime_id=None, name=DEMO_AGENT, cursor=None, limit=1
+        admin, team_id=team_id, runtime_id=None, name=spec.agent, cursor=None, limit=1
     )
-    if not agents.items:
-        fields = AgentFields(DEMO_AGENT, runtime.id, "mock/mock-model", "Be brief.", [], {})
-        await services.agents.create(admin, team.id, fields)
-    return dev_key_path.read_text().strip()
+    if agents.items:
+        return False
+    fields = AgentFields(spec.agent, runtime.id, "mock/mock-model", "Be brief.", [], {})
+    await services.agents.create(admin, team_id, fields)
+    return True
 
 
 def _banner(url: str, admin_key: str, dev_key: str) -> str:
     return f"""
-  Corral is running at {url}   (SQLite: ./.corral/corral.db, simulated OpenCode, demo org)
+  Corral is running at {url}   (SQLite: ./.corral/corral.db, demo org)
+  Runtimes: OpenCode (simulated), Claude Managed Agents (simulated), an A2A agent;
+  agents: helper, claude-helper, a2a-helper
 
   Admin key:      {admin_key}
   Developer key:  {dev_key}
@@ -101,7 +153,9 @@ def _banner(url: str, admin_key: str, dev_key: str) -> str:
     export CORRAL_URL={url}
     export CORRAL_API_KEY={dev_key}
     .venv/bin/corral sessions start --agent {DEMO_AGENT} "hello there"
+    .venv/bin/corral sessions start --agent claude-helper "hi Claude"
     .venv/bin/corral sessions list
+    .venv/bin/corral runtimes list
     curl -s -H "Authorization: Bearer $CORRAL_API_KEY" $CORRAL_URL/v1/sessions
 
   API docs: {url}/docs     Stop with Ctrl-C.
@@ -111,10 +165,19 @@ def _banner(url: str, admin_key: str, dev_key: str) -> str:
 async def run_demo(settings: Settings) -> None:
     llm_url, stop_llm = await serve_in_loop(mock_llm.create_app())
     sim_url, stop_sim = await serve_in_loop(create_opencode_sim(SimConfig(llm_url=llm_url)))
+    claude_url, stop_claude = await serve_in_loop(create_claude_sim(llm_url=llm_url))
+    a2a_url, stop_a2a = await serve_in_loop(create_a2a_agent(llm_url))
+    runtimes = [
+        DemoRuntime("opencode-sim", "opencode", DEMO_AGENT, sim_url),
+        DemoRuntime(
+            "claude-sim", "claude_agents", "claude-helper", claude_url, {"api_key": CLAUDE_SIM_KEY}
+        ),
+        DemoRuntime("a2a-agent", "a2a", "a2a-helper", a2a_url),
+    ]
     services = await build(settings)
     try:
         admin_key = await _admin_key(services, settings)
-        dev_key = await _ensure_demo(services, admin_key, sim_url, settings)
+        dev_key = await _ensure_demo(services, admin_key, runtimes, settings)
         app = create_app(services=services)
         config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
         server = uvicorn.Server(config)
@@ -123,8 +186,8 @@ async def run_demo(settings: Settings) -> None:
         await server.serve()
     finally:
         await services.aclose()
-        await stop_sim()
-        await stop_llm()
+        for stop in (stop_a2a, stop_claude, stop_sim, stop_llm):
+            await stop()
 
 
 def register(app: typer.Typer) -> None:
@@ -133,6 +196,6 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8700, help="Port for Corral."),
         host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     ) -> None:
-        """Serve Corral on SQLite with a simulated OpenCode runtime and a demo org."""
+        """Serve Corral on SQLite with three runtimes (simulated) and a demo org."""
         settings = Settings(host=host, port=port)
         asyncio.run(run_demo(settings))
