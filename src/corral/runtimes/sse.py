@@ -32,16 +32,35 @@ class SseFrame:
 
 
 async def iter_sse(response: httpx.Response) -> AsyncIterator[SseFrame]:
-    """The frames of a streaming response, in order; a frame without data is not dispatched."""
-    event, frame_id, retry = "", None, None
+    """The frames of a streaming response, in order; a frame without data is not dispatched.
+
+    Parses bytes directly (one pump serves every session of a runtime, so this is on the hot
+    path): CRLF and CR line ends are normalized, frames split on blank lines.
+    """
+    buffer = b""
+    last_id: str | None = None  # the spec's "last event ID": it carries over to later frames
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        if b"\r" in buffer:
+            # A CR at the very end may be the first half of a CRLF: keep it for the next chunk.
+            held = buffer.endswith(b"\r")
+            body = buffer[:-1] if held else buffer
+            buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
+        *complete, buffer = buffer.split(b"\n\n")
+        for raw in complete:
+            frame, last_id = _frame(raw.decode("utf-8", errors="replace"), last_id)
+            if frame is not None:
+                yield frame
+    if buffer.strip():  # a stream cut mid-frame: the spec drops it, and so do we, but say so
+        log.info("runtime stream ended inside a frame; dropped %d bytes", len(buffer))
+
+
+def _frame(text: str, last_id: str | None) -> tuple[SseFrame | None, str | None]:
+    """The frame (None when it has no data: not dispatched) and the last event ID after it."""
+    event, frame_id, retry = "", last_id, None
     data: list[str] = []
-    async for line in response.aiter_lines():
-        if line == "":
-            if data:
-                yield SseFrame(event or "message", "\n".join(data), frame_id, retry)
-            event, data, retry = "", [], None
-            continue
-        if line.startswith(":"):
+    for line in text.split("\n"):
+        if not line or line.startswith(":"):
             continue
         name, _, value = line.partition(":")
         value = value[1:] if value.startswith(" ") else value
@@ -53,8 +72,9 @@ async def iter_sse(response: httpx.Response) -> AsyncIterator[SseFrame]:
             frame_id = value
         elif name == "retry" and value.isdigit():
             retry = int(value)
-    if data:  # a stream cut mid-frame: the spec drops it, and so do we, but say so
-        log.info("runtime stream ended inside a frame; dropped %d data line(s)", len(data))
+    if not data:
+        return None, frame_id
+    return SseFrame(event or "message", "\n".join(data), frame_id, retry), frame_id
 
 
 def json_object(frame: SseFrame, kind: str) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ from corral.store import events as event_repo
 from corral.store import sessions as session_repo
 
 
-class _Log:
+class Log:
     """Events appended in this transaction: seqs follow the locked row's ``last_seq``."""
 
     def __init__(self, session: Session, turn_id: str | None, at: datetime) -> None:
@@ -83,7 +83,7 @@ async def record(
     seen = await event_repo.known_native_ids(
         conn, session_id, (d.native_id for d in drafts if d.native_id is not None)
     )
-    log = _Log(session, turn_id, at)
+    log = Log(session, turn_id, at)
     for draft in drafts:
         if draft.native_id is not None:
             if draft.native_id in seen:
@@ -105,13 +105,13 @@ async def transition(
 ) -> Event:
     """A state change Corral decides on its own (a cancel request), recorded like any other."""
     locked = await _locked(conn, session.id)
-    log = _Log(locked, turn_id, at)
+    log = Log(locked, turn_id, at)
     log.add_state(machine.Snapshot(locked.state), to)
     await _finish(conn, log, to)
     return log.events[0]
 
 
-async def _finish(conn: AsyncConnection, log: _Log, snap: machine.Snapshot) -> None:
+async def _finish(conn: AsyncConnection, log: Log, snap: machine.Snapshot) -> None:
     changed = snap.state is not log.session.state or snap.stop_reason != log.session.stop_reason
     if log.events:
         values = {"state": snap.state.value, "stop_reason": snap.stop_reason} if changed else {}

@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from corral.domain.events import Event, EventDraft
-from corral.sessions import recorder
+from corral.sessions.batch import Write, record_all
 from corral.store.db import Database
 from corral.store.types import utcnow
 
@@ -56,19 +56,14 @@ class _Lane:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[_Write]) -> None:
-        # Lock rows in one order in every transaction (PostgreSQL): two lanes, or two replicas,
-        # never wait on each other in a cycle. The sort is stable: a session's writes keep order.
-        ordered = sorted(batch, key=lambda w: w.session_id)
+        # record_all locks the batch's session rows in id order and keeps each session's writes
+        # in the order given, so two lanes, or two replicas, never wait on each other in a cycle.
+        ordered = batch
         try:
-            results = []
             async with self._db.write() as conn:
-                at = utcnow()
-                for w in ordered:
-                    results.append(
-                        await recorder.record(
-                            conn, w.session_id, w.drafts, turn_id=w.turn_id, at=at
-                        )
-                    )
+                results = await record_all(
+                    conn, [Write(w.session_id, w.drafts, w.turn_id) for w in ordered], utcnow()
+                )
         except Exception as exc:
             if len(batch) == 1:
                 if not batch[0].done.done():

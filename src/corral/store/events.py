@@ -31,10 +31,35 @@ async def known_native_ids(
     wanted = list(set(native_ids))
     if not wanted:
         return set()
-    query = sa.select(events.c.native_id).where(
-        events.c.session_id == session_id, events.c.native_id.in_(wanted)
-    )
+    # One id is the common case (a pump records each native event as it comes); "=" compiles
+    # once and is cached, where an expanding IN is rendered again on every call.
+    match = events.c.native_id == wanted[0] if len(wanted) == 1 else events.c.native_id.in_(wanted)
+    query = sa.select(events.c.native_id).where(events.c.session_id == session_id, match)
     return {str(row.native_id) for row in (await conn.execute(query)).all()}
+
+
+def row_of(event: Event) -> dict[str, Any]:
+    return {
+        "session_id": event.session_id,
+        "seq": event.seq,
+        "type": event.type,
+        "ts": event.ts,
+        "data": event.data,
+        "native_id": event.native_id,
+        "native_type": event.native_type,
+        "turn_id": event.turn_id,
+        "trace_id": event.trace_id,
+    }
+
+
+async def notify_many(conn: AsyncConnection, lasts: list[Event]) -> None:
+    """Announce, at commit, the new last event of each of several sessions (PostgreSQL)."""
+    if conn.dialect.name != "postgresql" or not lasts:
+        return
+    await conn.execute(
+        sa.text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
+        {"channel": EVENTS_CHANNEL, "payloads": [notify_payload(conn, e) for e in lasts]},
+    )
 
 
 def notify_payload(conn: AsyncConnection, last: Event) -> str:
@@ -50,20 +75,7 @@ async def insert_batch(
     other ``session_values`` in the same statement: this runs once per recorded event)."""
     if not batch:
         return
-    rows = [
-        {
-            "session_id": e.session_id,
-            "seq": e.seq,
-            "type": e.type,
-            "ts": e.ts,
-            "data": e.data,
-            "native_id": e.native_id,
-            "native_type": e.native_type,
-            "turn_id": e.turn_id,
-            "trace_id": e.trace_id,
-        }
-        for e in batch
-    ]
+    rows = [row_of(e) for e in batch]
     # One row is the common case (a pump records each native event as it comes): a plain
     # execute avoids the executemany path.
     await conn.execute(sa.insert(events), rows if len(rows) > 1 else rows[0])

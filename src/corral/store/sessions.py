@@ -16,7 +16,7 @@ from corral.store.tables import inputs, sessions, turns
 from corral.store.types import fields_of
 
 
-def _session(row: Any) -> Session:
+def session_of(row: Any) -> Session:
     data = dict(row._mapping)
     data["state"] = SessionState(data["state"])
     return Session(**data)
@@ -47,7 +47,7 @@ async def get_session(
     if for_update:
         query = query.with_for_update()
     row = (await conn.execute(query)).first()
-    return _session(row) if row else None
+    return session_of(row) if row else None
 
 
 async def update_session(conn: AsyncConnection, session_id: str, **values: Any) -> None:
@@ -95,14 +95,14 @@ async def list_sessions(
         query = query.where(sessions.c.created_at < where.created_before)
     rows = (await conn.execute(pagination.newest_first(query, sessions, cursor, limit))).all()
     kept, nxt = pagination.split_page(list(rows), limit)
-    return Page([_session(r) for r in kept], nxt)
+    return Page([session_of(r) for r in kept], nxt)
 
 
 async def sessions_in_states(
     conn: AsyncConnection, states: frozenset[SessionState]
 ) -> list[Session]:
     query = sa.select(sessions).where(sessions.c.state.in_([s.value for s in states]))
-    return [_session(r) for r in (await conn.execute(query)).all()]
+    return [session_of(r) for r in (await conn.execute(query)).all()]
 
 
 async def insert_turn(
