@@ -86,9 +86,11 @@ class RuntimeRequests(SessionQueries):
             EventType.APPROVAL_RESOLVED, data, approval_resolved_native_id(approval.native_id)
         )
         async with self._db.write() as conn:
-            await recorder.record(conn, session_id, [draft], turn_id=approval.turn_id, at=utcnow())
+            stored = await recorder.record(
+                conn, session_id, [draft], turn_id=approval.turn_id, at=utcnow()
+            )
             resolved = await approval_repo.get_approval(conn, session_id, approval_id)
-        self._hub.notify(session_id)
+        self._hub.publish(session_id, stored)
         assert resolved is not None
         return resolved
 
@@ -123,6 +125,8 @@ class RuntimeRequests(SessionQueries):
         }
         draft = EventDraft(EventType.INPUT_RESOLVED, data, key)
         async with self._db.write() as conn:
-            await recorder.record(conn, session_id, [draft], turn_id=request.turn_id, at=utcnow())
-        self._hub.notify(session_id)
+            stored = await recorder.record(
+                conn, session_id, [draft], turn_id=request.turn_id, at=utcnow()
+            )
+        self._hub.publish(session_id, stored)
         return await self.get(who, session_id)

@@ -23,6 +23,7 @@ from corral.domain.errors import (
     SessionBusy,
 )
 from corral.domain.events import (
+    Event,
     EventDraft,
     EventType,
     StopReason,
@@ -194,8 +195,8 @@ class SessionService(RuntimeRequests):
             draft = EventDraft(
                 EventType.SESSION_CREATED, created, f"session:{native.native_session_id}"
             )
-            await recorder.record(conn, session.id, [draft], turn_id=None, at=utcnow())
-        self._hub.notify(session.id)
+            stored = await recorder.record(conn, session.id, [draft], turn_id=None, at=utcnow())
+        self._hub.publish(session.id, stored)
         return native.native_session_id
 
     async def send(
@@ -230,11 +231,11 @@ class SessionService(RuntimeRequests):
                 raise SessionBusy("a turn of this session is already being started or running")
             pump.begin_turn(turn_id)
             try:
-                await self._start_turn(who, session_id, turn_id, input_id, text, idem, now)
+                stored = await self._start_turn(who, session_id, turn_id, input_id, text, idem, now)
             except BaseException:
                 pump.abandon_turn(turn_id)
                 raise
-        self._hub.notify(session_id)
+        self._hub.publish(session_id, stored)
         try:
             await adapter.send(native_id, text, _spec(agent))
         except RuntimeFailure as exc:
@@ -255,7 +256,7 @@ class SessionService(RuntimeRequests):
         text: str,
         idem: Idempotency | None,
         now: datetime,
-    ) -> None:
+    ) -> list[Event]:
         """Write the input (outbox), the turn with its lease, and ``turn.started``: one commit."""
         scope = f"messages:{session_id}"
         async with self._db.write() as conn:
@@ -282,7 +283,7 @@ class SessionService(RuntimeRequests):
                     )  # fmt: skip
             started = {"turn_id": turn_id, "input_id": input_id, "text": text}
             draft = EventDraft(EventType.TURN_STARTED, started, f"turn-start:{turn_id}")
-            await recorder.record(conn, session_id, [draft], turn_id=turn_id, at=now)
+            return await recorder.record(conn, session_id, [draft], turn_id=turn_id, at=now)
 
     def _refuse_if_draining(self) -> None:
         if self._hub.draining:
@@ -316,8 +317,8 @@ class SessionService(RuntimeRequests):
             if target is None:
                 return locked
             snap = machine.Snapshot(target)
-            await recorder.transition(conn, locked, snap, locked.current_turn_id, utcnow())
-        self._hub.notify(session_id)
+            moved = await recorder.transition(conn, locked, snap, locked.current_turn_id, utcnow())
+        self._hub.publish(session_id, [moved])
         try:
             await adapter.cancel(session.native_session_id)
         except RuntimeFailure as exc:
