@@ -15,6 +15,7 @@ import typer
 
 from corral.cli import output
 from corral.cli.output import JsonOpt
+from corral.runtimes import registry
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -53,7 +54,7 @@ def _print_runtime(rt: dict[str, Any]) -> None:
 def add(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="A unique name, e.g. 'oc-prod'."),
-    kind: str = typer.Option(..., "--kind", help="Runtime kind, e.g. 'opencode'."),
+    kind: str = typer.Option(..., "--kind", help=f"Runtime kind: {', '.join(registry.kinds())}."),
     url: str = typer.Option(..., "--url", help="The runtime's base URL."),
     config: str | None = typer.Option(None, "--config", help="Extra settings, a JSON object."),
     json_: bool = JsonOpt,
