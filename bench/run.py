@@ -1,7 +1,7 @@
 """``python -m bench``: run every scenario on SQLite and PostgreSQL and print one table.
 
 Also writes ``bench/results/latest.json``. ``--quick`` is a ~1.5 minute smoke run with small N
-(a minute of it is ``recovery``).
+(a minute of it is ``recovery``), plus about 5 minutes per backend for ``adapters``.
 PostgreSQL comes from ``CORRAL_TEST_DATABASE_URL`` (default: the loopback ``corral`` role);
 every database the run creates there is dropped at the end, also on failure or Ctrl-C.
 """
@@ -30,16 +30,17 @@ if __package__ in (None, ""):  # run as ``python bench/run.py``
 from rich.console import Console
 from rich.table import Table
 
-from bench import create, fleet, ingest, recovery
+from bench import adapters, create, fleet, ingest, recovery, runtimes
 from bench.harness import BACKENDS, Databases, machine_info, postgres_info
 from bench.live import LiveConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("create", "ingest", "fleet", "recovery")
+SCENARIOS = ("create", "ingest", "fleet", "recovery", "adapters")
 LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 CONFIG_KEYS = ("sessions", "creates", "concurrent_creates", "workers", "turns", "ingest_sessions",
                "repeats", "deep_walks", "takeover_rounds", "backfill_steps", "backfill_repeats",
-               "live_levels", "live_seconds", "live_rate", "live_sqlite")  # fmt: skip
+               "live_levels", "live_seconds", "live_rate", "live_sqlite", "adapters_sessions",
+               "adapters_target", "adapters_interval", "adapters_hold", "adapters_kinds")  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -68,13 +69,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also run the live-session ladder on SQLite (one replica; adds about a minute)",
     )
+    parser.add_argument("--adapters-sessions", type=int, help="live sessions per runtime kind")
+    parser.add_argument("--adapters-target", type=int, help="live sessions over all kinds at once")
+    parser.add_argument(
+        "--adapters-interval", type=float, default=5.0, help="seconds between a live turn's deltas"
+    )
+    parser.add_argument("--adapters-hold", type=float, help="seconds live sessions are watched")
+    parser.add_argument(
+        "--adapters-kinds", default=",".join(runtimes.ORDER), help="runtime kinds for adapters"
+    )
     parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="comma list of: sqlite, postgres"
     )
     parser.add_argument(
         "--only",
         default=",".join(SCENARIOS),
-        help="comma list of: create, ingest, fleet, recovery",
+        help="comma list of: create, ingest, fleet, recovery, adapters",
     )
     parser.add_argument(
         "--loop",
@@ -97,11 +107,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "backfill_repeats": 3 if quick else 5,
         "live_levels": "10,25" if quick else "10,25,50,100,200,400,1000",
         "live_seconds": 6.0 if quick else 8.0,
+        "adapters_sessions": 20 if quick else 100,
+        "adapters_target": 140 if quick else 1000,
+        "adapters_hold": 10.0 if quick else 20.0,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.live_levels = [int(n) for n in str(args.live_levels).split(",") if n.strip()]
+    args.adapters_kinds = [k.strip() for k in args.adapters_kinds.split(",") if k.strip()]
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     for backend in args.backends:
@@ -110,6 +124,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for scenario in args.only:
         if scenario not in SCENARIOS:
             parser.error(f"unknown scenario {scenario!r}")
+    for kind in args.adapters_kinds:
+        if kind not in runtimes.ORDER:
+            parser.error(f"unknown runtime kind {kind!r}")
     return args
 
 
@@ -150,6 +167,7 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 deep_walks=args.deep_walks,
             ),
             "recovery": lambda b: recovery.run(dbs, b, workdir, _recovery_config(args)),
+            "adapters": lambda b: adapters.run(dbs, b, workdir, _adapters_config(args)),
         }  # fmt: skip
         for scenario in SCENARIOS:
             if scenario not in args.only:
@@ -175,6 +193,18 @@ def _recovery_config(args: argparse.Namespace) -> recovery.RecoveryConfig:
         backfill_repeats=args.backfill_repeats,
         live=LiveConfig(tuple(args.live_levels), args.live_seconds, args.live_rate),
         live_sqlite=args.live_sqlite,
+    )
+
+
+def _adapters_config(args: argparse.Namespace) -> adapters.AdaptersConfig:
+    return adapters.AdaptersConfig(
+        throughput_sessions=4 if args.quick else 8,
+        throughput_words=200 if args.quick else 300,
+        memory_sessions=args.adapters_sessions,
+        target_sessions=args.adapters_target,
+        interval=args.adapters_interval,
+        hold=args.adapters_hold,
+        kinds=tuple(args.adapters_kinds),
     )
 
 
@@ -242,6 +272,8 @@ def rows(report: dict[str, Any]) -> list[Row]:
     out = [row for scenario, row in _base_rows(report) if scenario in ran]
     if "recovery" in ran:
         out += _recovery_rows(report)
+    if "adapters" in ran:
+        out += adapters.table_rows(report)
     return out
 
 
