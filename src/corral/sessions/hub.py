@@ -21,7 +21,9 @@ from collections.abc import Callable
 
 from corral.domain.events import Event
 
-TAIL_EVENTS = 256  # per followed session; a reader further behind reads the store
+#: Events kept per followed session (a reader further behind reads the store). Live readers
+#: are within a few events of the end; 64 small events are ~50 KB.
+TAIL_EVENTS = 64
 
 
 class _Tail:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from corral.domain.errors import RuntimeRejected, RuntimeUnreachable
+from corral.runtimes.http import RUNTIME_LIMITS
 from corral.runtimes.sse import iter_sse, json_object
 
 BETA = "managed-agents-2026-04-01"
@@ -52,7 +53,10 @@ class ClaudeAgentsClient:
             if api_key:
                 headers["x-api-key"] = api_key
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=_TIMEOUT
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=_TIMEOUT,
+            limits=RUNTIME_LIMITS,
         )
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from corral.domain.errors import RuntimeRejected, RuntimeUnreachable
+from corral.runtimes.http import RUNTIME_LIMITS
 from corral.runtimes.sse import SseFrame, iter_sse
 
 __all__ = ["CursorClient", "cursor_code"]
@@ -57,7 +58,10 @@ class CursorClient:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=_TIMEOUT
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=_TIMEOUT,
+            limits=RUNTIME_LIMITS,
         )
 
     async def aclose(self) -> None:

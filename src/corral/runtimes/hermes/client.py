@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from corral.domain.errors import RuntimeRejected, RuntimeUnreachable
+from corral.runtimes.http import RUNTIME_LIMITS
 from corral.runtimes.sse import iter_sse, json_object
 
 _TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -40,7 +41,10 @@ class HermesClient:
     def __init__(self, base_url: str, *, api_key: str | None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=_TIMEOUT
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=_TIMEOUT,
+            limits=RUNTIME_LIMITS,
         )
 
     async def aclose(self) -> None:

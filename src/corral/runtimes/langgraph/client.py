@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from corral.domain.errors import RuntimeRejected, RuntimeUnreachable
+from corral.runtimes.http import RUNTIME_LIMITS
 from corral.runtimes.sse import SseFrame, iter_sse
 
 _TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -32,7 +33,10 @@ class LangGraphClient:
     def __init__(self, base_url: str, *, api_key: str | None = None) -> None:
         headers = {"x-api-key": api_key} if api_key else {}
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=_TIMEOUT
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=_TIMEOUT,
+            limits=RUNTIME_LIMITS,
         )
 
     async def aclose(self) -> None:
