@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from corral.sim._server import BackgroundServer
 from corral.sim.a2a import create_app
 from corral.sim.processes import die_with_parent, free_port
 from tests.conformance.profiles import Runtime
+from tests.support.peers import read_tail, stop_group
 
 PEER_SDK_VERSION = "0.3.26"
 PEERS_DIR = Path(os.environ.get("CORRAL_PEERS_DIR", Path.home() / ".cache" / "corral" / "peers"))
@@ -143,24 +143,12 @@ class PeerServer:
         self.stop()
         raise TimeoutError(f"a2a 0.3 peer did not start: {self.log_tail()}")
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_group(proc, grace)
 
-    def log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-2000:]
-        except OSError:
-            return ""
+    def log_tail(self, chars: int = 2000) -> str:
+        return read_tail(self.log_path, chars)
 
 
 @pytest.fixture(scope="session")

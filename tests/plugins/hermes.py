@@ -13,10 +13,8 @@ so ``tests/fixtures/hermes/record.py`` can start one outside pytest.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -28,6 +26,7 @@ import httpx
 import pytest
 
 from corral.sim.processes import free_port
+from tests.support.peers import read_tail, stop_group
 
 HERMES_VERSION = "0.19.0"
 PEERS_DIR = Path(os.environ.get("CORRAL_PEERS_DIR", Path.home() / ".cache" / "corral" / "peers"))
@@ -169,24 +168,10 @@ class HermesServer:
 
     def stop(self, grace: float = 5.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, grace)
 
     def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return read_tail(self.log_path, chars)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import pytest
 
 from corral.sim.processes import free_port
 from tests.conformance.profiles import Runtime
+from tests.support.peers import read_tail, stop_group
 
 CLI_VERSION = "0.4.40"
 PINS = {
@@ -163,24 +163,10 @@ class LangGraphServer:
 
     def stop(self, grace: float = 5.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, grace)
 
     def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return read_tail(self.log_path, chars)
 
 
 @pytest.fixture(scope="session")

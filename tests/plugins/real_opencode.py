@@ -25,7 +25,6 @@ import os
 import platform
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ import pytest
 from corral.sim._server import BackgroundServer
 from corral.sim.mock_llm import create_app
 from corral.sim.processes import free_port
+from tests.support.peers import read_tail, stop_group
 
 OPENCODE_VERSION = "1.18.33"
 PEERS_DIR = Path(os.environ.get("CORRAL_PEERS_DIR", Path.home() / ".cache" / "corral" / "peers"))
@@ -262,25 +262,10 @@ class OpenCodeServer:
 
     def stop(self, grace: float = 5.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(grace)
-        # Children that ignored SIGTERM may outlive the leader: sweep the group once more.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, grace)
 
     def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return read_tail(self.log_path, chars)
 
     def __enter__(self) -> str:
         return self.start()
