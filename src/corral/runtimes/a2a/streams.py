@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +33,7 @@ from corral.runtimes.a2a.mapping import (
 from corral.runtimes.a2a.mapping import task_id_of as _task_id_of
 from corral.runtimes.backoff import Backoff
 from corral.runtimes.base import STREAM_RESUMED, NativeEvent
+from corral.runtimes.subscription import QueueSubscription
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +42,10 @@ _POLL_S = 0.5
 _ACCEPT_WAIT = 30.0  # seconds for an agent to start streaming a turn
 
 
-class Subscription:
+class Subscription(QueueSubscription):
     def __init__(self, streams: SessionStreams, context_id: str) -> None:
-        self._streams = streams
+        super().__init__(streams.unsubscribe)  # type: ignore[arg-type]
         self.context_id = context_id
-        self.queue: asyncio.Queue[NativeEvent] = asyncio.Queue()
-
-    async def __aiter__(self) -> AsyncIterator[NativeEvent]:
-        while True:
-            yield await self.queue.get()
-
-    async def aclose(self) -> None:
-        self._streams.unsubscribe(self)
 
 
 @dataclass

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from corral.domain.errors import RuntimeFailure
 from corral.runtimes.backoff import Backoff
 from corral.runtimes.base import STREAM_RESUMED, NativeEvent
 from corral.runtimes.hermes.client import HermesClient, RunStreamGone
+from corral.runtimes.subscription import QueueSubscription
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +69,10 @@ def events_from_status(status: dict[str, Any]) -> list[tuple[str, dict[str, Any]
     return []
 
 
-class Subscription:
+class Subscription(QueueSubscription):
     def __init__(self, hub: RunHub, native_session_id: str) -> None:
-        self._hub = hub
+        super().__init__(hub.unsubscribe)  # type: ignore[arg-type]
         self.native_session_id = native_session_id
-        self.queue: asyncio.Queue[NativeEvent] = asyncio.Queue()
-
-    async def __aiter__(self) -> AsyncIterator[NativeEvent]:
-        while True:
-            yield await self.queue.get()
-
-    async def aclose(self) -> None:
-        self._hub.unsubscribe(self)
 
 
 @dataclass

@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 from corral.domain.errors import RuntimeFailure, RuntimeRejected
@@ -31,6 +30,7 @@ from corral.runtimes.base import STREAM_RESUMED, NativeEvent
 from corral.runtimes.langgraph.client import LangGraphClient
 from corral.runtimes.langgraph.mapping import RUN_END
 from corral.runtimes.sse import SseFrame, json_object
+from corral.runtimes.subscription import QueueSubscription
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +58,10 @@ def resume_marker(last_id: str) -> str:
     return f"{int(ms) - 1}-0" if ms.isdigit() and int(ms) > 0 else "-"
 
 
-class Subscription:
+class Subscription(QueueSubscription):
     def __init__(self, streams: RunStreams, thread_id: str) -> None:
-        self._streams = streams
+        super().__init__(streams.unsubscribe)  # type: ignore[arg-type]
         self.thread_id = thread_id
-        self.queue: asyncio.Queue[NativeEvent] = asyncio.Queue()
-
-    async def __aiter__(self) -> AsyncIterator[NativeEvent]:
-        while True:
-            yield await self.queue.get()
-
-    async def aclose(self) -> None:
-        self._streams.unsubscribe(self)
 
 
 class RunStreams:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from corral.domain.errors import RuntimeFailure, RuntimeUnreachable
@@ -23,24 +22,17 @@ from corral.runtimes.backoff import Backoff
 from corral.runtimes.base import STREAM_RESUMED, NativeEvent
 from corral.runtimes.openclaw.client import GatewayConnection
 from corral.runtimes.openclaw.mapping import session_of
+from corral.runtimes.subscription import QueueSubscription
 
 log = logging.getLogger(__name__)
 
 _CONNECT_WAIT = 15.0
 
 
-class Subscription:
+class Subscription(QueueSubscription):
     def __init__(self, bus: GatewayBus, key: str) -> None:
-        self._bus = bus
+        super().__init__(bus.unsubscribe)  # type: ignore[arg-type]
         self.native_session_id = key
-        self.queue: asyncio.Queue[NativeEvent] = asyncio.Queue()
-
-    async def __aiter__(self) -> AsyncIterator[NativeEvent]:
-        while True:
-            yield await self.queue.get()
-
-    async def aclose(self) -> None:
-        await self._bus.unsubscribe(self)
 
 
 class GatewayBus:

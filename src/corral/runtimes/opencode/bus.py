@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from corral.domain.errors import RuntimeFailure, RuntimeUnreachable
@@ -19,24 +18,17 @@ from corral.runtimes.backoff import Backoff
 from corral.runtimes.base import STREAM_RESUMED, NativeEvent
 from corral.runtimes.opencode.client import OpenCodeClient
 from corral.runtimes.opencode.mapping import session_of
+from corral.runtimes.subscription import QueueSubscription
 
 log = logging.getLogger(__name__)
 
 _CONNECT_WAIT = 10.0
 
 
-class Subscription:
+class Subscription(QueueSubscription):
     def __init__(self, bus: EventBus, native_session_id: str) -> None:
-        self._bus = bus
+        super().__init__(bus.unsubscribe)  # type: ignore[arg-type]
         self.native_session_id = native_session_id
-        self.queue: asyncio.Queue[NativeEvent] = asyncio.Queue()
-
-    async def __aiter__(self) -> AsyncIterator[NativeEvent]:
-        while True:
-            yield await self.queue.get()
-
-    async def aclose(self) -> None:
-        self._bus.unsubscribe(self)
 
 
 class EventBus:
