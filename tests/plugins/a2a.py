@@ -28,7 +28,7 @@ from corral.sim._server import BackgroundServer
 from corral.sim.a2a import create_app
 from corral.sim.processes import die_with_parent, free_port
 from tests.conformance.profiles import Runtime
-from tests.support.peers import read_tail, stop_group
+from tests.support.peers import PeerProcess
 
 PEER_SDK_VERSION = "0.3.26"
 PEERS_DIR = Path(os.environ.get("CORRAL_PEERS_DIR", Path.home() / ".cache" / "corral" / "peers"))
@@ -112,8 +112,10 @@ def _install(root: Path) -> Path | None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-class PeerServer:
+class PeerServer(PeerProcess):
     """``peer_v03_server.py`` under the peer venv, in its own process group."""
+
+    tail_chars = 2000
 
     def __init__(self, python: Path, llm_url: str, log_path: Path) -> None:
         self.python, self.llm_url, self.log_path = python, llm_url, log_path
@@ -142,13 +144,6 @@ class PeerServer:
             time.sleep(0.2)
         self.stop()
         raise TimeoutError(f"a2a 0.3 peer did not start: {self.log_tail()}")
-
-    def stop(self, grace: float = 5.0) -> None:
-        proc, self.proc = self.proc, None
-        stop_group(proc, grace)
-
-    def log_tail(self, chars: int = 2000) -> str:
-        return read_tail(self.log_path, chars)
 
 
 @pytest.fixture(scope="session")

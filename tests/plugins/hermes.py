@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from corral.sim.processes import free_port
-from tests.support.peers import read_tail, stop_group
+from tests.support.peers import PeerProcess
 
 HERMES_VERSION = "0.19.0"
 PEERS_DIR = Path(os.environ.get("CORRAL_PEERS_DIR", Path.home() / ".cache" / "corral" / "peers"))
@@ -100,7 +100,7 @@ def hermes_config(llm_base_url: str) -> str:
     )
 
 
-class HermesServer:
+class HermesServer(PeerProcess):
     """``hermes gateway run`` with only the API server, in its own process group."""
 
     def __init__(self, venv: Path, llm_base_url: str, root: Path) -> None:
@@ -165,13 +165,6 @@ class HermesServer:
                 last = exc
             time.sleep(0.25)
         raise TimeoutError(f"hermes gateway not healthy after {HEALTH_TIMEOUT_S:.0f} s: {last}")
-
-    def stop(self, grace: float = 5.0) -> None:
-        proc, self.proc = self.proc, None
-        stop_group(proc, grace)
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return read_tail(self.log_path, chars)
 
 
 @pytest.fixture(scope="session")

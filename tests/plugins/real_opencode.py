@@ -40,7 +40,7 @@ import pytest
 from corral.sim._server import BackgroundServer
 from corral.sim.mock_llm import create_app
 from corral.sim.processes import free_port
-from tests.support.peers import read_tail, stop_group
+from tests.support.peers import PeerProcess
 
 OPENCODE_VERSION = "1.18.33"
 PEERS_DIR = Path(os.environ.get("CORRAL_PEERS_DIR", Path.home() / ".cache" / "corral" / "peers"))
@@ -203,7 +203,7 @@ def wait_healthy(url: str, timeout: float = HEALTH_TIMEOUT_S, proc: Any = None) 
     raise TimeoutError(f"opencode serve not healthy after {timeout:.0f} s: {last}")
 
 
-class OpenCodeServer:
+class OpenCodeServer(PeerProcess):
     """``opencode serve`` in its own process group, with private HOME/XDG dirs."""
 
     def __init__(self, binary: Path, llm_base_url: str, root: Path) -> None:
@@ -259,13 +259,6 @@ class OpenCodeServer:
             self.stop()
             raise
         return self.url
-
-    def stop(self, grace: float = 5.0) -> None:
-        proc, self.proc = self.proc, None
-        stop_group(proc, grace)
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return read_tail(self.log_path, chars)
 
     def __enter__(self) -> str:
         return self.start()

@@ -32,3 +32,19 @@ def read_tail(path: Path, chars: int = 4000) -> str:
         return path.read_text(errors="replace")[-chars:]
     except OSError:
         return ""
+
+
+class PeerProcess:
+    """What every real-server handle shares: its process group and its log."""
+
+    proc: subprocess.Popen[bytes] | None
+    log_path: Path
+    stop_grace = 5.0
+    tail_chars = 4000
+
+    def stop(self, grace: float | None = None) -> None:
+        proc, self.proc = self.proc, None
+        stop_group(proc, self.stop_grace if grace is None else grace)
+
+    def log_tail(self, chars: int | None = None) -> str:
+        return read_tail(self.log_path, self.tail_chars if chars is None else chars)

@@ -307,9 +307,7 @@ class SessionService(RuntimeRequests):
         session = await self.get(who, session_id, Action.SESSIONS_WRITE)
         if machine.cancel_target(session.state) is None or session.native_session_id is None:
             return session
-        adapter = await self._pool.for_runtime(
-            session.runtime_id, team_id=session.team_id, agent_id=session.agent_id
-        )
+        adapter = await self._adapter_of(session)
         async with self._db.write() as conn:
             locked = await repo.get_session(conn, session_id, for_update=True)
             assert locked is not None

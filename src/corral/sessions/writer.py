@@ -26,9 +26,7 @@ MAX_BATCH = 64  # writes per transaction: bounds how long session rows stay lock
 
 @dataclass
 class _Write:
-    session_id: str
-    drafts: list[EventDraft]
-    turn_id: str | None
+    write: Write
     done: asyncio.Future[list[Event]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -61,9 +59,7 @@ class _Lane:
         ordered = batch
         try:
             async with self._db.write() as conn:
-                results = await record_all(
-                    conn, [Write(w.session_id, w.drafts, w.turn_id) for w in ordered], utcnow()
-                )
+                results = await record_all(conn, [w.write for w in ordered], utcnow())
         except Exception as exc:
             if len(batch) == 1:
                 if not batch[0].done.done():
@@ -96,7 +92,7 @@ class EventWriter:
         self, session_id: str, drafts: list[EventDraft], *, turn_id: str | None
     ) -> list[Event]:
         """Record ``drafts`` for the session (see :func:`recorder.record`) once committed."""
-        write = _Write(session_id, drafts, turn_id)
+        write = _Write(Write(session_id, drafts, turn_id))
         self._lanes[zlib.crc32(session_id.encode()) % len(self._lanes)].submit(write)
         return await write.done
 
