@@ -43,6 +43,13 @@ class StopReason(StrEnum):
     BUDGET_REACHED = "budget_reached"
     RETRIES_EXHAUSTED = "retries_exhausted"
     ERROR = "error"
+    # Governance stopped the turn (runaway guards, a denied tool, a kill switch).
+    TOOL_CALL_LIMIT = "tool_call_limit"
+    COST_LIMIT = "cost_limit"
+    TIME_LIMIT = "time_limit"
+    LOOP_DETECTED = "loop_detected"
+    POLICY_DENIED = "policy_denied"
+    KILLED = "killed"
 
 
 class ApprovalDecision(StrEnum):

@@ -24,6 +24,10 @@ PREFIXES = {
     "input": "inp",
     "approval": "apr",
     "secret": "sec",
+    "policy": "pol",
+    "budget": "bud",
+    "hold": "hld",
+    "reservation": "rsv",
 }
 
 

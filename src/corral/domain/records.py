@@ -136,6 +136,12 @@ class Approval:
     resolved_by: str | None
     created_at: datetime
     resolved_at: datetime | None
+    #: Governance: who answered ("human", "policy", "expiry"), under which policy, until when.
+    decided_by: str | None = None
+    policy_id: str | None = None
+    policy_version: int | None = None
+    approvers: dict[str, Any] | None = None
+    expires_at: datetime | None = None
 
 
 T = TypeVar("T")
@@ -145,3 +151,50 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A governance rule set on one scope; ``version`` grows with every edit."""
+
+    id: str
+    org_id: str
+    scope_kind: str
+    scope_id: str
+    kind: str
+    body: dict[str, Any]
+    version: int
+    enabled: bool
+    description: str | None
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    id: str
+    org_id: str
+    scope_kind: str
+    scope_id: str
+    limit_micros: int
+    period: str
+    timezone: str
+    soft_percent: int | None
+    version: int
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPriceRow:
+    """An admin's price for a model, overriding the shipped table (micro-USD per million tokens)."""
+
+    org_id: str
+    model: str
+    input_micros: int
+    output_micros: int
+    cache_read_micros: int | None
+    cache_write_micros: int | None
+    updated_at: datetime

@@ -1,0 +1,1 @@
+"""Pure rule evaluation, one module per area; compiled by ``governance.snapshot``."""
