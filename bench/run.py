@@ -1,7 +1,9 @@
 """``python -m bench``: run every scenario on SQLite and PostgreSQL and print one table.
 
-Also writes ``bench/results/latest.json``. ``--quick`` is a ~1.5 minute smoke run with small N
-(a minute of it is ``recovery``), plus about 5 minutes per backend for ``adapters``.
+Also writes ``bench/results/latest.json`` (``governance.json`` for the ``governance`` part of a
+run, or for ``--only governance`` alone). ``--quick`` is a ~2 minute smoke run with small N
+(a minute of it is ``recovery``, about 35 s ``governance``), plus about 5 minutes per
+backend for ``adapters``.
 PostgreSQL comes from ``CORRAL_TEST_DATABASE_URL`` (default: the loopback ``corral`` role);
 every database the run creates there is dropped at the end, also on failure or Ctrl-C.
 """
@@ -30,17 +32,18 @@ if __package__ in (None, ""):  # run as ``python bench/run.py``
 from rich.console import Console
 from rich.table import Table
 
-from bench import adapters, create, fleet, ingest, recovery, runtimes
+from bench import adapters, create, fleet, governance, ingest, recovery, runtimes
 from bench.harness import BACKENDS, Databases, machine_info, postgres_info
 from bench.live import LiveConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("create", "ingest", "fleet", "recovery", "adapters")
+SCENARIOS = ("create", "ingest", "fleet", "recovery", "adapters", "governance")
 LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 CONFIG_KEYS = ("sessions", "creates", "concurrent_creates", "workers", "turns", "ingest_sessions",
                "repeats", "deep_walks", "takeover_rounds", "backfill_steps", "backfill_repeats",
                "live_levels", "live_seconds", "live_rate", "live_sqlite", "adapters_sessions",
-               "adapters_target", "adapters_interval", "adapters_hold", "adapters_kinds")  # fmt: skip
+               "adapters_target", "adapters_interval", "adapters_hold", "adapters_kinds",
+               "governance_calls", "governance_seconds", "governance_concurrency")  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -79,12 +82,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--adapters-kinds", default=",".join(runtimes.ORDER), help="runtime kinds for adapters"
     )
     parser.add_argument(
+        "--governance-calls", type=int, help="evaluate() calls per act, and decide() calls"
+    )
+    parser.add_argument(
+        "--governance-seconds",
+        type=float,
+        help="length of the ledger throughput run (and of decide() with settlements)",
+    )
+    parser.add_argument(
+        "--governance-concurrency", type=int, default=64, help="coroutines in the ledger run"
+    )
+    parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="comma list of: sqlite, postgres"
     )
     parser.add_argument(
         "--only",
         default=",".join(SCENARIOS),
-        help="comma list of: create, ingest, fleet, recovery, adapters",
+        help="comma list of: " + ", ".join(SCENARIOS),
     )
     parser.add_argument(
         "--loop",
@@ -92,7 +106,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="uvloop",
         help="event loop (uvicorn picks uvloop in production when it is installed)",
     )
-    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="JSON report (default bench/results/latest.json; governance.json for "
+        "--only governance)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {
@@ -110,6 +129,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "adapters_sessions": 20 if quick else 100,
         "adapters_target": 140 if quick else 1000,
         "adapters_hold": 10.0 if quick else 20.0,
+        "governance_calls": 20_000 if quick else 30_000,
+        "governance_seconds": 5.0 if quick else 8.0,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -118,6 +139,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.adapters_kinds = [k.strip() for k in args.adapters_kinds.split(",") if k.strip()]
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    args.output_given = args.output is not None
+    if args.output is None:
+        alone = args.only == ["governance"]
+        args.output = RESULTS / ("governance.json" if alone else "latest.json")
     for backend in args.backends:
         if backend not in BACKENDS:
             parser.error(f"unknown backend {backend!r}")
@@ -168,6 +193,7 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             ),
             "recovery": lambda b: recovery.run(dbs, b, workdir, _recovery_config(args)),
             "adapters": lambda b: adapters.run(dbs, b, workdir, _adapters_config(args)),
+            "governance": lambda b: governance.run(dbs, b, workdir, _governance_config(args)),
         }  # fmt: skip
         for scenario in SCENARIOS:
             if scenario not in args.only:
@@ -205,6 +231,14 @@ def _adapters_config(args: argparse.Namespace) -> adapters.AdaptersConfig:
         interval=args.adapters_interval,
         hold=args.adapters_hold,
         kinds=tuple(args.adapters_kinds),
+    )
+
+
+def _governance_config(args: argparse.Namespace) -> governance.GovernanceConfig:
+    return governance.GovernanceConfig(
+        calls=args.governance_calls,
+        seconds=args.governance_seconds,
+        concurrency=args.governance_concurrency,
     )
 
 
@@ -274,6 +308,8 @@ def rows(report: dict[str, Any]) -> list[Row]:
         out += _recovery_rows(report)
     if "adapters" in ran:
         out += adapters.table_rows(report)
+    if "governance" in ran:
+        out += governance.table_rows(report)
     return out
 
 
@@ -445,9 +481,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     report["seconds"] = round(time.perf_counter() - started, 1)
     render(report, console)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    console.print(f"total {report['seconds']} s; wrote {args.output}")
+    gov = RESULTS / "governance.json"
+    written = [args.output]
+    if args.output == gov:  # --only governance: the governance report alone
+        governance.save(report, gov)
+    else:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+        if "governance" in report["scenarios"] and not args.output_given:
+            governance.save(report, gov)
+            written.append(gov)
+    console.print(f"total {report['seconds']} s; wrote {', '.join(map(str, written))}")
     if report["errors"]:
         sys.exit(1)
 

@@ -21,10 +21,10 @@ Generated from `/openapi.json` by `scripts/gen_api_reference.py`; do not edit by
 A running server also serves the interactive docs at `/docs`.
 
 Conventions: JSON bodies; `Authorization: Bearer ck_...` on every `/v1` call; ids are opaque and
-prefixed (`team_`, `usr_`, `key_`, `rt_`, `agt_`, `ses_`, `trn_`, `apr_`); lists are
-`{"data": [...], "next_cursor": "..."}`, newest first, and take `cursor` and `limit` (1-200);
-creates honour `Idempotency-Key` where noted. Every error is RFC 9457 `application/problem+json`
-with a stable `code`:
+prefixed (`team_`, `usr_`, `key_`, `rt_`, `agt_`, `ses_`, `trn_`, `apr_`, `pol_`, `bud_`);
+lists are `{"data": [...], "next_cursor": "..."}`, newest first, and take `cursor` and `limit`
+(1-200); creates honour `Idempotency-Key` where noted. Money is in USD (`limit_usd`,
+`spent_usd`, ...). Every error is RFC 9457 `application/problem+json` with a stable `code`:
 
 | code | status | meaning |
 |---|---|---|
@@ -34,14 +34,20 @@ with a stable `code`:
 | `unauthenticated`, `key_revoked`, `key_expired` | 401 | no key, a bad key, a revoked or expired key |
 | `forbidden` | 403 | the key's role may not do this |
 | `not_found` | 404 | no such resource, or it belongs to another team |
+| `scope_not_found` | 404 | a policy or budget `scope` names nothing in your organization |
 | `conflict` | 409 | a name already taken, a state that does not allow this |
 | `idempotency_mismatch` | 409 | the `Idempotency-Key` was used with another body |
 | `agent_paused`, `agent_deleted` | 409 | the agent refuses new sessions and turns |
 | `session_busy` | 409 | a turn is already running |
+| `version_mismatch` | 409 | the policy is no longer at the `version` the edit expected |
 | `approval_not_pending`, `decision_not_offered` | 409 | the approval cannot take this answer |
 | `runtime_unreachable` | 502 | the runtime did not answer (the session records the error) |
 | `runtime_error` | 502 | the runtime answered with an error or garbage |
 | `invalid_cursor`, `unknown_runtime_kind`, `invalid_base_url`, ... | 422 | specific validation failures |
+| `invalid_policy` | 422 | a policy body that does not compile |
+| `invalid_scope`, `invalid_period` | 422 | a scope or budget period Corral does not know |
+| `invalid_timezone` | 422 | a budget `timezone` that is not an IANA name |
+| `empty_update` | 422 | a PATCH that changes nothing |
 
 """
 
@@ -59,9 +65,14 @@ def _field_rows(name: str, components: dict[str, Any]) -> list[str]:
     required = set(schema.get("required", []))
     rows = []
     for field, spec in schema.get("properties", {}).items():
-        kind = spec.get("type") or " | ".join(
-            str(x.get("type") or x.get("$ref", "").rsplit("/", 1)[-1]) for x in spec.get("anyOf", [])
-        ) or _schema_name(spec).strip("`")
+        kind = (
+            spec.get("type")
+            or " | ".join(
+                str(x.get("type") or x.get("$ref", "").rsplit("/", 1)[-1])
+                for x in spec.get("anyOf", [])
+            )
+            or _schema_name(spec).strip("`")
+        )
         rows.append(f"| `{field}` | {kind} | {'yes' if field in required else ''} |")
     return rows
 
@@ -73,7 +84,9 @@ def render() -> str:
     by_tag: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for path, methods in spec["paths"].items():
         for method, op in methods.items():
-            by_tag.setdefault((op.get("tags") or ["other"])[0], []).append((method.upper(), path, op))
+            by_tag.setdefault((op.get("tags") or ["other"])[0], []).append(
+                (method.upper(), path, op)
+            )
     for tag, ops in by_tag.items():
         lines.append(f"## {tag.capitalize()}\n")
         for method, path, op in ops:
@@ -84,9 +97,16 @@ def render() -> str:
             if params:
                 lines.append("| parameter | in | type |\n|---|---|---|")
                 for p in params:
-                    lines.append(f"| `{p['name']}` | {p['in']} | {_schema_name(p.get('schema', {})).strip('`')} |")
+                    lines.append(
+                        f"| `{p['name']}` | {p['in']} | {_schema_name(p.get('schema', {})).strip('`')} |"
+                    )
                 lines.append("")
-            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            body = (
+                op.get("requestBody", {})
+                .get("content", {})
+                .get("application/json", {})
+                .get("schema")
+            )
             if body:
                 name = _schema_name(body).strip("`")
                 lines.append(f"Body `{name}`:\n\n| field | type | required |\n|---|---|---|")
@@ -96,7 +116,11 @@ def render() -> str:
                 if status.startswith("2"):
                     content = resp.get("content", {})
                     schema = (content.get("application/json") or {}).get("schema")
-                    shown = _schema_name(schema) if schema else ", ".join(f"`{c}`" for c in content) or "no body"
+                    shown = (
+                        _schema_name(schema)
+                        if schema
+                        else ", ".join(f"`{c}`" for c in content) or "no body"
+                    )
                     lines.append(f"Returns **{status}**: {shown}\n")
     return "\n".join(lines).rstrip() + "\n"
 

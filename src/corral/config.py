@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     # On SIGTERM: new turns are refused at once, streams end with a reconnect hint, and the
     # process exits within this many seconds, handing its turns over through their leases.
     shutdown_grace_seconds: float = 10.0
+    # Governance. A turn on a budgeted scope reserves this much until it settles at its real
+    # cost (runtimes report cost only afterwards); a "limits" policy can set its own.
+    turn_estimate_usd: float = 0.25
+    # Each replica re-checks the governance epoch at least this often (PostgreSQL NOTIFY and
+    # every caller's key lookup usually tell it sooner).
+    governance_check_seconds: float = 2.0
+    # A replica's budget slices outlive it by at most this long before others sweep them.
+    ledger_hold_seconds: float = 30.0
+    # A turn's own reservation, once its turn is over or never started, is swept after this.
+    ledger_turn_grace_seconds: float = 120.0
+    # How often expired approvals are resolved to deny and runaway turns are checked.
+    governance_tick_seconds: float = 1.0
 
     def instance(self) -> str:
         return self.instance_id or f"{socket.gethostname()}:{self.port}"

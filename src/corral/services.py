@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 from dataclasses import dataclass
 
 from corral.config import Settings
 from corral.fleet.agents import AgentService
 from corral.fleet.runtimes import RuntimeService
+from corral.governance.governor import Governor
+from corral.governance.ledger import BudgetLedger, LedgerTimings
+from corral.governance.service import GovernanceService
 from corral.identity.service import Bootstrap, IdentityService
 from corral.sessions.connections import AdapterPool
 from corral.sessions.hub import EventHub
@@ -19,6 +25,7 @@ from corral.sessions.service import SessionService
 from corral.sessions.writer import EventWriter
 from corral.store import migrate
 from corral.store.db import Database
+from corral.store.governance import GOVERNANCE_CHANNEL
 from corral.vault import keyring
 from corral.vault.service import Vault
 
@@ -38,8 +45,11 @@ class Services:
     pumps: PumpRegistry
     writer: EventWriter
     leases: LeaseKeeper
+    governor: Governor
+    governance: GovernanceService
     listener: PostgresListener | None = None
     bootstrap: Bootstrap | None = None
+    _ticker: asyncio.Task[None] | None = None
 
     def drain(self) -> None:
         """Begin a graceful shutdown: refuse new turns, end streams with a reconnect hint."""
@@ -52,14 +62,30 @@ class Services:
         up again immediately.
         """
         self.leases.start()
+        self.governor.ledger.start()
+        self._ticker = asyncio.create_task(self._governance_loop(), name="governance-tick")
         if self.listener is not None:
             self.listener.start()
 
+    async def _governance_loop(self) -> None:
+        """Expire unanswered approvals to deny; stop turns past their wall-clock limit."""
+        while True:
+            await asyncio.sleep(self.settings.governance_tick_seconds)
+            try:
+                await self.sessions.governance_tick()
+            except Exception:
+                log.exception("governance upkeep failed; retrying")
+
     async def aclose(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
         if self.listener is not None:
             await self.listener.aclose()
         await self.leases.aclose()
         await self.pumps.aclose()
+        await self.governor.ledger.aclose()
         await self.writer.aclose()
         await self.pool.aclose()
         await self.db.optimize()
@@ -88,9 +114,25 @@ async def build(settings: Settings) -> Services:
     terms = LeaseTerms(settings.instance(), settings.lease_seconds, settings.lease_check_seconds)
     recovery = TurnRecovery(db, pool, pumps)
     db.origin = settings.instance()
+    # Holds are per process, not per instance id: a restarted replica must not renew (and so
+    # keep forever) the holds its previous life leased; those expire and are swept.
+    holder = f"{settings.instance()}#{os.urandom(4).hex()}"
+    ledger_timings = LedgerTimings(
+        hold_ttl=settings.ledger_hold_seconds, durable_grace=settings.ledger_turn_grace_seconds
+    )
+    ledger = BudgetLedger(db, holder, ledger_timings)
+    governor = Governor(
+        db,
+        ledger,
+        check_every=settings.governance_check_seconds,
+        turn_estimate_usd=settings.turn_estimate_usd,
+    )
     listener = PostgresListener(db.url, hub, db.origin) if db.is_postgres else None
     if listener is not None:
         hub.complete = listener.connected.is_set
+        listener.listen(
+            GOVERNANCE_CHANNEL, lambda p: governor.invalidate(int(p) if p.isdigit() else None)
+        )
     services = Services(
         settings=settings,
         db=db,
@@ -98,11 +140,13 @@ async def build(settings: Settings) -> Services:
         identity=IdentityService(db, vault.hash_key),
         runtimes=RuntimeService(db, vault, pool),
         agents=AgentService(db),
-        sessions=SessionService(db, hub, pool, pumps, terms),
+        sessions=SessionService(db, hub, pool, pumps, terms, governor),
         pool=pool,
         pumps=pumps,
         writer=writer,
         leases=LeaseKeeper(db, pumps, terms, recovery, recovery.backfill_ended),
+        governor=governor,
+        governance=GovernanceService(db, governor),
         listener=listener,
     )
     services.bootstrap = await services.identity.bootstrap(

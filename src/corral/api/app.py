@@ -10,11 +10,31 @@ from fastapi import FastAPI
 from corral import services as services_module
 from corral.api import errors
 from corral.api.limits import BodySizeLimit
-from corral.api.routes import agents, health, identity, runtimes, sessions
+from corral.api.routes import (
+    agents,
+    approvals,
+    budgets,
+    health,
+    identity,
+    policies,
+    prices,
+    runtimes,
+    sessions,
+)
 from corral.config import Settings
 from corral.services import Services
 
-ROUTERS = (health.router, identity.router, runtimes.router, agents.router, sessions.router)
+ROUTERS = (
+    health.router,
+    identity.router,
+    runtimes.router,
+    agents.router,
+    sessions.router,
+    approvals.router,
+    policies.router,
+    budgets.router,
+    prices.router,
+)
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:

@@ -19,7 +19,16 @@ from corral.domain.errors import CorralError
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-_SAFE_EXTRAS = ("session_id", "http_status")
+_SAFE_EXTRAS = (
+    "session_id",
+    "http_status",
+    # governance denials name what refused them
+    "scope",
+    "policy_id",
+    "policy_version",
+    "epoch",
+    "retry_after",
+)
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -46,6 +55,8 @@ def problem(
         **extra,
     }
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if extra.get("retry_after") is not None:
+        headers = {"Retry-After": str(extra["retry_after"])}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -207,6 +207,17 @@ class CorralClient:
             return ref
         return self._by_name("team", ref, self.list_all("/v1/teams"))
 
+    def resolve_scope(self, scope: str) -> str:
+        """``org``, ``team:NAME`` and ``agent:NAME`` as the API's ``KIND:ID``; others as given."""
+        kind, sep, ref = scope.partition(":")
+        if scope == "org":
+            return f"org:{self.get('/v1/me')['org_id']}"
+        if sep and ref and kind == "team":
+            return f"team:{self.resolve_team(ref)}"
+        if sep and ref and kind == "agent":
+            return f"agent:{self.resolve_agent(ref)}"
+        return scope
+
     # -- the live event stream ----------------------------------------------------------
 
     def stream_events(

@@ -12,7 +12,20 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from corral.cli import agents, keys, output, runtimes, server, sessions, teams, users
+from corral.cli import (
+    agents,
+    approvals,
+    budgets,
+    keys,
+    output,
+    policies,
+    prices,
+    runtimes,
+    server,
+    sessions,
+    teams,
+    users,
+)
 from corral.cli.client import DEFAULT_URL, CliError
 
 # Commands whose modules import the whole server (about a second of imports): loaded only when
@@ -107,6 +120,10 @@ app.command("whoami", help="Show who the API key belongs to.")(users.whoami)
 app.add_typer(runtimes.app, name="runtimes", help="Runtimes and their credentials.")
 app.add_typer(agents.app, name="agents", help="Agents and their versions.")
 app.add_typer(sessions.app, name="sessions", help="Sessions: start, talk, watch, approve.")
+app.add_typer(approvals.app, name="approvals", help="Approvals: the inbox across sessions.")
+app.add_typer(policies.app, name="policies", help="Governance policies and their history.")
+app.add_typer(budgets.app, name="budgets", help="Budgets: spending caps per scope and period.")
+app.add_typer(prices.app, name="prices", help="Model prices that budgets count with.")
 server.register(app)
 
 

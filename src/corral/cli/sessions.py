@@ -214,6 +214,44 @@ def cancel(ctx: typer.Context, sid: str = SessionArg, json_: bool = JsonOpt) -> 
         output.done(f"Cancelling session {s['id']} (state {s['state']})")
 
 
+@app.command("kill")
+def kill(
+    ctx: typer.Context,
+    sid: str | None = typer.Argument(None, metavar="[SID]", help="One session; or use filters."),
+    agent: str | None = typer.Option(None, "--agent", help="Every live session of this agent."),
+    team: str | None = typer.Option(None, "--team", help="... of this team."),
+    runtime: str | None = typer.Option(None, "--runtime", help="... on this runtime."),
+    key: str | None = typer.Option(None, "--key", help="... started with this key."),
+    reason: str | None = typer.Option(None, "--reason", help="Recorded with the kill."),
+    json_: bool = JsonOpt,
+) -> None:
+    """Kill switch: cancel on the runtime and terminate one session or a fleet slice."""
+    state = output.use(ctx, json_)
+    filters = {"team_id": team, "runtime_id": runtime, "key_id": key}
+    if agent:
+        filters["agent_id"] = state.client.resolve_agent(agent)
+    filters = {k: v for k, v in filters.items() if v}
+    if (sid is None) == (not filters):
+        raise typer.BadParameter(
+            "give a session id, or one or more of --agent/--team/--runtime/--key"
+        )
+    if sid is not None:
+        s = state.client.post(f"/v1/sessions/{sid}/kill", {"reason": reason})
+        if state.json:
+            output.emit_json(s)
+        else:
+            output.done(f"Killed session {s['id']} (state {s['state']})")
+        return
+    report = state.client.post("/v1/sessions/kill", {**filters, "reason": reason})
+    if state.json:
+        output.emit_json(report)
+        return
+    output.done(f"Killed {len(report['killed'])} session(s)")
+    for session_id, error in report["failed"].items():
+        output.note(f"failed to kill {session_id}: {error}")
+    _exit(1 if report["failed"] else 0)
+
+
 @app.command("approvals")
 def approvals(
     ctx: typer.Context,

@@ -12,6 +12,9 @@ turns any :class:`CorralError` into RFC 9457 problem+json once, in ``api/errors.
     │   ├── IdempotencyMismatch   409 same Idempotency-Key, different body
     │   ├── AgentPaused           409
     │   └── SessionBusy           409 a turn is already running
+    ├── GovernanceDenied          403 a policy said no (tool_denied, key_revoked, ...)
+    │   ├── BudgetExceeded        402 a budget has no room for the worst case (names the scope)
+    │   └── LimitReached          429 rate_limited, limit_exceeded (concurrency, turns)
     ├── Draining                  503 this instance is shutting down; retry (another replica)
     └── RuntimeFailure            502
         ├── RuntimeUnreachable    502 connect/timeout
@@ -93,6 +96,26 @@ class AgentPaused(Conflict):
 class SessionBusy(Conflict):
     code = "session_busy"
     title = "Session is busy"
+
+
+class GovernanceDenied(CorralError):
+    """``decide()`` answered deny; ``extra`` names the scope and the policy (id, version)."""
+
+    status = 403
+    code = "policy_denied"
+    title = "Denied by policy"
+
+
+class BudgetExceeded(GovernanceDenied):
+    status = 402
+    code = "budget_exceeded"
+    title = "Budget exceeded"
+
+
+class LimitReached(GovernanceDenied):
+    status = 429
+    code = "limit_exceeded"
+    title = "Limit reached"
 
 
 class Draining(CorralError):

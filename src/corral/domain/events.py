@@ -31,6 +31,8 @@ class EventType(StrEnum):
     #: cursor to backfill from. Data: {"reason", "native_session_id"?}. Never silent.
     STREAM_GAP = "stream.gap"
     GOVERNANCE_DECISION = "governance.decision"
+    #: A budget's spend crossed its soft threshold (data: budget_id, scope, soft_percent).
+    BUDGET_THRESHOLD = "budget.threshold"
     SUBAGENT_STARTED = "subagent.started"
     SUBAGENT_COMPLETED = "subagent.completed"
 

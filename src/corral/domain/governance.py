@@ -86,6 +86,21 @@ class Subject:
     key_id: str | None = None
     session_id: str | None = None
 
+    def scope_keys(self) -> list[str]:
+        """``str()`` of each scope, widest first: what rules and budgets are indexed by."""
+        keys = [f"org:{self.org_id}"]
+        if self.team_id:
+            keys.append(f"team:{self.team_id}")
+        if self.agent_id:
+            keys.append(f"agent:{self.agent_id}")
+        if self.user_id:
+            keys.append(f"user:{self.user_id}")
+        if self.key_id:
+            keys.append(f"key:{self.key_id}")
+        if self.session_id:
+            keys.append(f"session:{self.session_id}")
+        return keys
+
     def scopes(self) -> tuple[Scope, ...]:
         """Widest first; absent ids are skipped."""
         pairs = (
@@ -144,6 +159,9 @@ class DecisionRequest:
     approvers: ApproverRule | None = None
     #: The freshest governance epoch the caller has seen (its key lookup read it).
     epoch: int | None = None
+    #: Reserve durably under this name (a turn: ``turn:<id>``), so that whichever replica ends
+    #: the act settles it; otherwise the reservation lives in this process.
+    hold_as: str | None = None
     at: datetime | None = None
 
 

@@ -10,6 +10,7 @@ from corral.domain.ids import new_id
 from corral.domain.records import Agent, Page
 from corral.identity.authz import Action, Principal, authorize, visible_team
 from corral.store import agents as repo
+from corral.store import governance as governance_repo
 from corral.store import runtimes as runtime_repo
 from corral.store.db import Database
 from corral.store.pagination import clamp_limit
@@ -150,6 +151,7 @@ class AgentService:
         authorize(who, Action.AGENTS_WRITE, team_id=current.team_id)
         async with self._db.write() as conn:
             await repo.set_agent_fields(conn, agent_id, paused=paused, updated_at=utcnow())
+            await governance_repo.bump_epoch(conn)
         return await self.get(who, agent_id)
 
     async def delete(self, who: Principal, agent_id: str) -> None:
@@ -158,3 +160,4 @@ class AgentService:
         now = utcnow()
         async with self._db.write() as conn:
             await repo.set_agent_fields(conn, agent_id, deleted_at=now, updated_at=now)
+            await governance_repo.bump_epoch(conn)

@@ -28,13 +28,11 @@ from corral.governance.rules import lists, tools
 from corral.governance.snapshot import Snapshot
 
 _STARTS_TURN = (Act.SESSION_CREATE, Act.MESSAGE_SEND)
+_USES_MODEL = (Act.SESSION_CREATE, Act.MESSAGE_SEND, Act.MODEL_CALL)
 
 
-def _scopes(request: DecisionRequest) -> list[str]:
-    return [str(s) for s in request.subject.scopes()]
-
-
-def evaluate(snap: Snapshot, request: DecisionRequest) -> Decision:
+def evaluate(snap: Snapshot, request: DecisionRequest, scopes: list[str] | None = None) -> Decision:
+    """``scopes``: the subject's scope keys, when the caller has them already."""
     epoch = snap.epoch
     subject = request.subject
     if request.act is Act.APPROVAL_RESOLVE:
@@ -45,32 +43,36 @@ def evaluate(snap: Snapshot, request: DecisionRequest) -> Decision:
     if subject.agent_id is not None and subject.agent_id in snap.paused_agents:
         return deny("agent_paused", "the agent is paused", epoch=epoch,
                     scope=f"agent:{subject.agent_id}")  # fmt: skip
-    scopes = _scopes(request)
-    if request.act in _STARTS_TURN and request.runtime_id is not None:
+    if scopes is None:
+        scopes = subject.scope_keys()
+    runtime_rules = [snap.runtimes[s] for s in scopes if s in snap.runtimes]
+    if runtime_rules and request.act in _STARTS_TURN and request.runtime_id is not None:
         found = lists.evaluate(
-            [snap.runtimes.get(s, []) for s in scopes], "runtime",
-            (request.runtime_id, request.runtime_kind), epoch,
-        )  # fmt: skip
-        if found is not None:
-            return found
-    if request.model is not None and request.act in (*_STARTS_TURN, Act.MODEL_CALL):
-        found = lists.evaluate(
-            [snap.models.get(s, []) for s in scopes], "model", (request.model,), epoch
+            runtime_rules, "runtime", (request.runtime_id, request.runtime_kind), epoch
         )
         if found is not None:
             return found
-    limit_list = [r for s in scopes for r in snap.limits.get(s, [])]
+    model_rules = [snap.models[s] for s in scopes if s in snap.models]
+    if model_rules and request.model is not None and request.act in _USES_MODEL:
+        found = lists.evaluate(model_rules, "model", (request.model,), epoch)
+        if found is not None:
+            return found
+    limit_list = [r for s in scopes if s in snap.limits for r in snap.limits[s]]
     if limit_list:
         effective = limit_rules.effective(limit_list)
         found = limit_rules.check(request.act, limit_list, effective, request.counters, epoch)
         if found is not None:
             return found
     if request.act is Act.TOOL_USE and request.tool is not None:
-        rules = [r for s in scopes for r in snap.tools.get(s, [])]
+        rules = [r for s in scopes if s in snap.tools for r in snap.tools[s]]
         found = tools.evaluate(rules, request.tool, epoch)
         if found is not None:
             return found
-    if request.act is Act.MODEL_CALL and request.model is not None and budgets_for(snap, request):
+    if (
+        request.act is Act.MODEL_CALL
+        and request.model is not None
+        and budgets_for(snap, request, scopes)
+    ):
         if snap.price_table(subject.org_id).lookup(request.model) is None:
             return deny(
                 "model_unpriced",
@@ -94,22 +96,28 @@ def _approver(request: DecisionRequest, epoch: int) -> Decision:
                     "this approval names other approvers", epoch=epoch)  # fmt: skip
 
 
-def budgets_for(snap: Snapshot, request: DecisionRequest) -> list[Budget]:
-    return [b for s in _scopes(request) for b in snap.budgets.get(s, [])]
+def budgets_for(
+    snap: Snapshot, request: DecisionRequest, scopes: list[str] | None = None
+) -> list[Budget]:
+    keys = request.subject.scope_keys() if scopes is None else scopes
+    return [b for s in keys if s in snap.budgets for b in snap.budgets[s]]
 
 
 def budget_windows(budgets: list[Budget], at: datetime) -> list[tuple[Budget, datetime]]:
     return [(b, window_start(Period(b.period), b.timezone, at)) for b in budgets]
 
 
-def per_session_limits(snap: Snapshot, request: DecisionRequest) -> limit_rules.Effective:
-    return limit_rules.effective([r for s in _scopes(request) for r in snap.limits.get(s, [])])
+def per_session_limits(
+    snap: Snapshot, request: DecisionRequest, scopes: list[str] | None = None
+) -> limit_rules.Effective:
+    keys = request.subject.scope_keys() if scopes is None else scopes
+    return limit_rules.effective([r for s in keys if s in snap.limits for r in snap.limits[s]])
 
 
 def needs_counts(snap: Snapshot, request: DecisionRequest) -> list[tuple[str, str]]:
     """(scope, "max_open_sessions"|"max_running_turns") pairs the caller must count first."""
     wanted = []
-    for scope in _scopes(request):
+    for scope in request.subject.scope_keys():
         for rule in snap.limits.get(scope, []):
             for name in limit_rules.SCOPED:
                 if name in rule.values:

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from corral.domain.ids import new_id
 from corral.store import ledger as repo
 from corral.store.db import Database
+from corral.store.errors import is_transient
 from corral.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,8 @@ class Reservation:
     parts: tuple[Part, ...]
     expires: float  # monotonic
     settled: bool = False
+    #: Set for a durable reservation (its own hold rows, named so): any replica settles it.
+    holder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,8 @@ class _Entry:
 @dataclass(frozen=True, slots=True)
 class LedgerTimings:
     hold_ttl: float = 30.0  # a hold outlives its replica by at most this long
+    #: A durable (turn) hold whose turn is not running is returned after this long.
+    durable_grace: float = 120.0
     idle: float = 2.0  # give an unused slice back after this long
     tick: float = 1.0  # maintenance period
 
@@ -99,6 +107,9 @@ class BudgetLedger:
         self._live: dict[str, Reservation] = {}
         self._lease_lock = asyncio.Lock()
         self._io_lock = asyncio.Lock()  # settlement writes vs. giving holds back
+        self._background: set[asyncio.Future[None]] = set()
+        self._retiring: list[_Slice] = []
+        self._ids = itertools.count(1)  # reservation ids: only this process ever sees them
         self._pending: list[tuple[list[_Entry], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -114,11 +125,12 @@ class BudgetLedger:
         return found
 
     def _short(self, parts: Sequence[Part]) -> list[Part]:
-        return [
-            p
-            for p in parts
-            if self._slice(p).available < p.amount or self._slice(p).version != p.version
-        ]
+        short = []
+        for p in parts:
+            s = self._slice(p)
+            if s.held - s.outstanding < p.amount or s.version != p.version:
+                short.append(p)
+        return short
 
     async def reserve(self, parts: Sequence[Part], ttl: float) -> Reservation | Shortfall:
         """Reserve every part or none; a ``Shortfall`` names the account without room."""
@@ -130,7 +142,7 @@ class BudgetLedger:
                     s = self._slice(p)
                     s.outstanding += p.amount
                     s.last_used = now
-                reservation = Reservation(new_id("reservation"), tuple(parts), now + ttl)
+                reservation = Reservation(f"rsv-{next(self._ids)}", tuple(parts), now + ttl)
                 self._live[reservation.id] = reservation
                 return reservation
             failed = await self._lease(short)
@@ -148,7 +160,9 @@ class BudgetLedger:
             now = utcnow()
             expires = now + timedelta(seconds=self._t.hold_ttl)
             failed: Shortfall | None = None
+            short = sorted(short, key=lambda p: (p.account, p.window))
             async with self._db.write() as conn:
+                await repo.lock_windows(conn, [(p.account, p.window) for p in short])
                 for p in short:
                     s = self._slice(p)
                     if s.version != p.version and s.hold_id is not None:
@@ -159,12 +173,7 @@ class BudgetLedger:
                         else:
                             s.hold_id, s.held = None, 0
                     s.version = p.version
-                    totals = await repo.lock_window(conn, p.account, p.window)
-                    limit = p.limit
-                    if p.account.startswith("budget:"):
-                        current = await repo.budget_limit(conn, p.account.removeprefix("budget:"))
-                        limit = p.limit if current is None else current
-                    room = limit - totals.spent - totals.reserved
+                    limit, room = await _room(conn, p)
                     need = p.amount - s.available
                     if room < need:
                         failed = failed or Shortfall(p.account, limit, max(0, room + s.available))
@@ -184,6 +193,43 @@ class BudgetLedger:
                     s.held += grant
             return failed
 
+    # -- durable reservations (turns) -------------------------------------------------------
+
+    async def reserve_held(self, holder: str, parts: Sequence[Part]) -> Reservation | Shortfall:
+        """Reserve in the database itself, under ``holder``: the reservation outlives this
+        process (a turn that another replica finishes settles it there). One transaction."""
+        now = utcnow()
+        expires = now + timedelta(seconds=self._t.durable_grace)
+        try:
+            await self._hold(holder, parts, expires)
+        except _Refused as refused:
+            return refused.shortfall
+        return Reservation(f"rsv-{next(self._ids)}", tuple(parts), 0.0, holder=holder)
+
+    async def _hold(self, holder: str, parts: Sequence[Part], expires: datetime) -> None:
+        async with self._db.write() as conn:
+            for p in sorted(parts, key=lambda p: (p.account, p.window)):
+                limit, room = await _room(conn, p)
+                if room < p.amount:
+                    # Roll back what this transaction reserved for the parts before.
+                    raise _Refused(Shortfall(p.account, limit, max(0, room)))
+                await repo.add_reserved(conn, p.account, p.window, p.amount)
+                await repo.insert_hold(
+                    conn, hold_id=new_id("hold"), account=p.account, window=p.window,
+                    holder=holder, amount=p.amount, expires_at=expires,
+                )  # fmt: skip
+
+    async def settle_held(self, holder: str, cost: int) -> list[tuple[str, datetime]]:
+        """Settle a durable reservation at ``cost`` (from any replica); the windows it touched."""
+        async with self._io_lock, self._db.write() as conn:
+            holds = await repo.holds_of(conn, holder)
+            for hold_id, account, window, amount in holds:
+                # Deleting is the claim: a sweeper that got there first already gave it back.
+                if await repo.drop_hold(conn, hold_id):
+                    await repo.add_reserved(conn, account, window, -amount)
+                await repo.add_spent(conn, account, window, cost)
+        return [(account, window) for _, account, window, _ in holds]
+
     # -- settle -----------------------------------------------------------------------------
 
     async def settle(self, reservation: Reservation, cost: int) -> None:
@@ -191,6 +237,9 @@ class BudgetLedger:
         if reservation.settled:
             return
         reservation.settled = True
+        if reservation.holder is not None:
+            await self.settle_held(reservation.holder, cost)
+            return
         self._live.pop(reservation.id, None)
         entries = []
         now = time.monotonic()
@@ -204,13 +253,24 @@ class BudgetLedger:
             entries.append(_Entry(s.hold_id, p.account, p.window, spent, backed))
         await self._commit(entries)
 
-    async def charge(self, parts: Sequence[tuple[str, datetime]], cost: int) -> None:
-        """Record spend nothing was reserved for (a turn settled after its replica died)."""
-        await self._commit([_Entry(None, a, w, cost, 0) for a, w in parts])
+    async def charge(self, keys: Sequence[tuple[str, datetime]], cost: int) -> None:
+        """Record spend nothing was reserved for; durable when this returns."""
+        await self._commit([_Entry(None, a, w, cost, 0) for a, w in keys])
+
+    def settle_soon(self, reservation: Reservation) -> None:
+        """Settle at the reserved amounts without waiting for the write (request counters:
+        the count is already taken in memory; the database learns it with the next batch)."""
+        task = asyncio.ensure_future(self.settle(reservation, 0))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call never happened; nothing was spent."""
         if reservation.settled:
+            return
+        if reservation.holder is not None:
+            # Durable: given back in the database; settled at 0 by whoever calls ``settle``,
+            # or by the sweeper once the turn is known not to run.
             return
         reservation.settled = True
         self._live.pop(reservation.id, None)
@@ -228,16 +288,38 @@ class BudgetLedger:
         await done
 
     async def _write(self, entries: list[_Entry]) -> None:
+        for attempt in range(4):
+            try:
+                await self._write_once(entries)
+                return
+            except Exception as exc:
+                if attempt == 3 or not is_transient(exc):
+                    raise
+                log.info("ledger write lost a deadlock; retrying")
+
+    async def _write_once(self, entries: list[_Entry]) -> None:
         merged: dict[tuple[str | None, str, datetime], list[int]] = {}
         for e in entries:
             sums = merged.setdefault((e.hold_id, e.account, e.window), [0, 0])
             sums[0] += e.spent
             sums[1] += e.backed
         async with self._db.write() as conn:
+            await repo.lock_windows(conn, [(a, w) for _, a, w in merged])
+            wanted = [h for (h, _, _), (_, backed) in merged.items() if h is not None and backed]
+            alive = await repo.live_holds(conn, wanted)
+            holds: list[tuple[str, int]] = []
+            windows: dict[tuple[str, datetime], tuple[int, int]] = {}
+            unheld: list[tuple[str, datetime]] = []
             for (hold_id, account, window), (spent, backed) in merged.items():
-                await repo.add_spent(conn, account, window, spent)
-                if hold_id is not None and backed:
-                    await repo.shrink_hold(conn, hold_id, account, window, backed)
+                # A hold swept meanwhile was already given back: its part is not released twice.
+                released = backed if hold_id in alive else 0
+                if released:
+                    holds.append((hold_id, released))  # type: ignore[arg-type]
+                if hold_id is None:
+                    unheld.append((account, window))
+                before = windows.get((account, window), (0, 0))
+                windows[(account, window)] = (before[0] + spent, before[1] + released)
+            await repo.apply_settlements(conn, holds, windows, create=unheld)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -293,24 +375,32 @@ class BudgetLedger:
                 if s.outstanding <= 0 and (give_back_all or mono - s.last_used >= self._t.idle)
             ]
             # Retired before the first await: a reservation arriving meanwhile leases afresh.
+            # They stay on the retiring list until the database took them back, so a failed
+            # or cancelled write is retried (by the next pass, or by aclose).
             for s in idle:
                 self._slices.pop((s.account, s.window), None)
+                self._retiring.append(s)
             async with self._db.write() as conn:
-                for s in idle:
+                for s in self._retiring:
                     if s.hold_id is not None:
                         await repo.shrink_hold(conn, s.hold_id, s.account, s.window, s.held)
                         await repo.drop_hold(conn, s.hold_id)
                 alive = await repo.renew_holds(
                     conn, self._holder, now + timedelta(seconds=self._t.hold_ttl)
                 )
-                for s in self._slices.values():
-                    if s.hold_id is not None and s.hold_id not in alive:
-                        log.warning("hold on %s was swept; leasing afresh", s.account)
-                        s.hold_id, s.held = None, 0
-                await repo.sweep_expired(conn, now)
+            self._retiring.clear()
+            for s in self._slices.values():
+                if s.hold_id is not None and s.hold_id not in alive:
+                    log.warning("hold on %s was swept; leasing afresh", s.account)
+                    s.hold_id, s.held = None, 0
+            # Its own transaction: it locks windows, and the one above holds hold rows.
+            async with self._db.write() as conn:
+                await repo.sweep_expired(conn, now, grace=timedelta(seconds=self._t.durable_grace))
 
     async def aclose(self) -> None:
         """Settle what is queued and give every slice back (a clean stop leaks nothing)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         for task in (self._ticker,):
             if task is not None:
                 task.cancel()
@@ -328,3 +418,20 @@ class BudgetLedger:
             self.release(reservation)
         with contextlib.suppress(Exception):
             await self.upkeep(give_back_all=True)
+
+
+class _Refused(Exception):
+    def __init__(self, shortfall: Shortfall) -> None:
+        super().__init__(shortfall.account)
+        self.shortfall = shortfall
+
+
+async def _room(conn: AsyncConnection, part: Part) -> tuple[int, int]:
+    """(limit, room left) of the part's window, locked for this transaction. A budget's limit
+    is read as committed now, not as the caller's snapshot saw it."""
+    totals = await repo.lock_window(conn, part.account, part.window)
+    limit = part.limit
+    if part.account.startswith("budget:"):
+        current = await repo.budget_limit(conn, part.account.removeprefix("budget:"))
+        limit = part.limit if current is None else current
+    return limit, limit - totals.spent - totals.reserved

@@ -32,13 +32,7 @@ def window_start(period: Period, tz: str, at: datetime) -> datetime:
         return EPOCH
     if period is Period.MINUTE:
         return at.astimezone(UTC).replace(second=0, microsecond=0)
-    local = at.astimezone(zone(tz))
-    day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-    if period is Period.WEEKLY:
-        day -= timedelta(days=day.weekday())
-    elif period is Period.MONTHLY:
-        day = day.replace(day=1)
-    return _local_midnight(day, zone(tz))
+    return _local_midnight(_first_day(period, tz, at), zone(tz))
 
 
 def window_end(period: Period, tz: str, at: datetime) -> datetime | None:
@@ -47,14 +41,27 @@ def window_end(period: Period, tz: str, at: datetime) -> datetime | None:
         return None
     if period is Period.MINUTE:
         return window_start(period, tz, at) + timedelta(minutes=1)
-    local = window_start(period, tz, at).astimezone(zone(tz)).replace(tzinfo=None)
+    # From the local calendar day, not from the start instant: on a day whose midnight a DST
+    # jump skips, the window starts at 01:00 but the next one still starts at midnight.
+    day = _first_day(period, tz, at)
     if period is Period.DAILY:
-        nxt = local + timedelta(days=1)
+        nxt = day + timedelta(days=1)
     elif period is Period.WEEKLY:
-        nxt = local + timedelta(days=7)
+        nxt = day + timedelta(days=7)
     else:
-        nxt = (local.replace(day=28) + timedelta(days=4)).replace(day=1)
+        nxt = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
     return _local_midnight(nxt, zone(tz))
+
+
+def _first_day(period: Period, tz: str, at: datetime) -> datetime:
+    """Local (naive) midnight of the first day of the window that contains ``at``."""
+    local = at.astimezone(zone(tz))
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    if period is Period.WEEKLY:
+        day -= timedelta(days=day.weekday())
+    elif period is Period.MONTHLY:
+        day = day.replace(day=1)
+    return day
 
 
 def _local_midnight(naive: datetime, tz: ZoneInfo) -> datetime:

@@ -21,6 +21,9 @@ class Principal:
     org_id: str
     team_id: str | None
     role: Role
+    #: The governance epoch read with the key: decisions for this request use a snapshot at
+    #: least this fresh, so a revocation committed anywhere is honoured on the next request.
+    epoch: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -41,6 +44,13 @@ class Action(StrEnum):
     AGENTS_WRITE = "agents:write"
     SESSIONS_READ = "sessions:read"
     SESSIONS_WRITE = "sessions:write"
+    SESSIONS_KILL = "sessions:kill"
+    POLICIES_READ = "policies:read"
+    POLICIES_WRITE = "policies:write"
+    BUDGETS_READ = "budgets:read"
+    BUDGETS_WRITE = "budgets:write"
+    APPROVALS_READ = "approvals:read"
+    APPROVALS_RESOLVE = "approvals:resolve"
 
 
 MINIMUM_ROLE: dict[Action, Role] = {
@@ -57,6 +67,15 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.AGENTS_WRITE: Role.DEVELOPER,
     Action.SESSIONS_READ: Role.VIEWER,
     Action.SESSIONS_WRITE: Role.DEVELOPER,
+    # Stopping every session of an agent or a team is an operator's act, not a developer's.
+    Action.SESSIONS_KILL: Role.TEAM_ADMIN,
+    Action.POLICIES_READ: Role.VIEWER,
+    Action.POLICIES_WRITE: Role.TEAM_ADMIN,
+    Action.BUDGETS_READ: Role.VIEWER,
+    Action.BUDGETS_WRITE: Role.TEAM_ADMIN,
+    Action.APPROVALS_READ: Role.VIEWER,
+    # Who may answer a given approval is the rule's business (decide(APPROVAL_RESOLVE)).
+    Action.APPROVALS_RESOLVE: Role.VIEWER,
 }
 
 

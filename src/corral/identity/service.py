@@ -22,6 +22,7 @@ from corral.identity.authz import (
     authorize_org_scope,
     visible_team,
 )
+from corral.store import governance as governance_repo
 from corral.store import identity as repo
 from corral.store.db import Database
 from corral.store.pagination import clamp_limit
@@ -73,7 +74,7 @@ class IdentityService:
     async def authenticate(self, plaintext: str) -> Principal:
         prefix = keygen.prefix_of(plaintext)
         async with self._db.read() as conn:
-            key = await repo.get_key_by_prefix(conn, prefix)
+            key, epoch = await repo.get_key_and_epoch(conn, prefix)
         if key is None or not keygen.matches(plaintext, key.hash, self._hash_key):
             raise Unauthenticated("API key is not valid")
         now = utcnow()
@@ -82,7 +83,7 @@ class IdentityService:
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthenticated("API key has expired", code="key_expired")
         await self._touch(key.id, now)
-        return Principal(key.id, key.user_id, key.org_id, key.team_id, key.role)
+        return Principal(key.id, key.user_id, key.org_id, key.team_id, key.role, epoch)
 
     async def _touch(self, key_id: str, now: datetime) -> None:
         last = self._touched.get(key_id, 0.0)
@@ -245,6 +246,7 @@ class IdentityService:
         await self._owned_key(who, key_id)
         async with self._db.write() as conn:
             await repo.revoke_key(conn, key_id, utcnow())
+            await governance_repo.bump_epoch(conn)
             key = await repo.get_key(conn, key_id)
         assert key is not None
         return key
@@ -259,4 +261,5 @@ class IdentityService:
             assert owner is not None
             issued = await self._issue(conn, owner, old.name, old.role, old.expires_at, old.id)
             await repo.revoke_key(conn, old.id, utcnow())
+            await governance_repo.bump_epoch(conn)
         return issued

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -32,7 +33,13 @@ class PostgresListener:
         self._origin = origin
         self._hub = hub
         self._task: asyncio.Task[None] | None = None
+        self._channels: dict[str, Callable[[str], None]] = {}
         self.connected = asyncio.Event()
+
+    def listen(self, channel: str, on_payload: Callable[[str], None]) -> None:
+        """Also deliver ``channel``'s payloads; called with "" after every (re)connect, since
+        whatever was announced while the connection was down went unheard."""
+        self._channels[channel] = on_payload
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="pg-listener")
@@ -53,6 +60,11 @@ class PostgresListener:
                 closed = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, done=closed: done.set())
                 await conn.add_listener(EVENTS_CHANNEL, self._on_notify)
+                for channel, callback in self._channels.items():
+                    await conn.add_listener(
+                        channel, lambda _c, _p, _ch, payload, cb=callback: cb(payload)
+                    )
+                    callback("")
                 self.connected.set()
                 # Whatever was committed while we were not listening went unannounced.
                 self._hub.wake_all(invalidate=True)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from corral.domain.errors import CorralError
-from corral.domain.events import EventDraft, EventType
+from corral.domain.events import Event, EventDraft, EventType
 from corral.runtimes.base import (
     STREAM_RESUMED,
     EventMapper,
@@ -36,6 +36,10 @@ class PumpTimings:
     silence: float = 30.0  # with a turn open, check the runtime after this much quiet
 
 
+#: Sees every batch a pump recorded (governance: answering prompts, guards, settlement).
+Observer = Callable[["Pump", list[Event]], Awaitable[None]]
+
+
 class Pump:
     def __init__(
         self,
@@ -47,8 +51,10 @@ class Pump:
         writer: EventWriter,
         hub: EventHub,
         timings: PumpTimings,
+        observer: Observer | None = None,
     ) -> None:
         self.session_id = session_id
+        self._observer = observer
         self.native_session_id = native_session_id
         self.adapter = adapter
         self.mapper: EventMapper = adapter.mapper()
@@ -87,6 +93,8 @@ class Pump:
             self.last_turn_id, self.turn_id = self.turn_id, None
         if stored:
             self._hub.publish(self.session_id, stored)
+            if self._observer is not None:
+                await self._observer(self, stored)
 
     async def reconcile(self, *, complete_if_idle: bool = True) -> None:
         """Catch up from the runtime's own record; dedupe makes repeats harmless.
@@ -160,6 +168,7 @@ class PumpRegistry:
         self._hub = hub
         self._timings = timings or PumpTimings()
         self._pumps: dict[str, Pump] = {}
+        self.observer: Observer | None = None
 
     def get(self, session_id: str) -> Pump | None:
         return self._pumps.get(session_id)
@@ -198,6 +207,7 @@ class PumpRegistry:
             writer=self._writer,
             hub=self._hub,
             timings=self._timings,
+            observer=self.observer,
         )
         self._pumps[session_id] = pump
         pump.task = asyncio.create_task(pump.run(self._forget), name=f"pump-{session_id}")

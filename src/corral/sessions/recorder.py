@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.domain.errors import NotFound
-from corral.domain.events import Event, EventDraft, EventType
+from corral.domain.events import Event, EventDraft, EventType, StopReason
 from corral.domain.ids import new_id
 from corral.domain.records import Approval, Session
 from corral.sessions import machine
@@ -55,6 +55,22 @@ class Log:
             data["stop_reason"] = after.stop_reason
         self.add(EventDraft(EventType.SESSION_STATE, data))
 
+
+_TURN_STATUS = {
+    StopReason.END_TURN.value: "completed",
+    StopReason.CANCELLED.value: "cancelled",
+    StopReason.KILLED.value: "cancelled",
+    **{
+        r.value: "stopped"
+        for r in (
+            StopReason.TOOL_CALL_LIMIT,
+            StopReason.COST_LIMIT,
+            StopReason.TIME_LIMIT,
+            StopReason.LOOP_DETECTED,
+            StopReason.POLICY_DENIED,
+        )
+    },
+}
 
 _NEEDS_APPROVAL_COUNT = frozenset({EventType.APPROVAL_REQUESTED, EventType.APPROVAL_RESOLVED})
 
@@ -189,7 +205,7 @@ async def _apply_effects(
         )
     elif kind == EventType.TURN_COMPLETED:
         reason = str(event.data.get("stop_reason"))
-        status = {"end_turn": "completed", "cancelled": "cancelled"}.get(reason, "failed")
+        status = _TURN_STATUS.get(reason, "failed")
         if event.turn_id:
             await session_repo.finish_turn(
                 conn, event.turn_id, status=status, stop_reason=reason, at=at

@@ -17,7 +17,7 @@ from corral.domain.events import (
 )
 from corral.domain.records import Approval, Session
 from corral.domain.states import SessionState
-from corral.identity.authz import Action, Principal
+from corral.identity.authz import Action, Principal, authorize, visible_team
 from corral.runtimes.base import (
     InputAnswer,
     RuntimeAdapter,
@@ -29,6 +29,7 @@ from corral.sessions.connections import AdapterPool
 from corral.sessions.queries import SessionQueries
 from corral.store import approvals as approval_repo
 from corral.store import events as event_repo
+from corral.store.pagination import clamp_limit
 from corral.store.types import utcnow
 
 
@@ -40,6 +41,38 @@ class RuntimeRequests(SessionQueries):
             session.runtime_id, team_id=session.team_id, agent_id=session.agent_id
         )
 
+    async def _check_approver(self, who: Principal, approval: Approval) -> None:
+        """Raise unless ``who`` may answer ``approval`` (governance narrows this)."""
+
+    async def approval_inbox(
+        self,
+        who: Principal,
+        *,
+        status: str | None,
+        session_id: str | None,
+        limit: int | None,
+    ) -> list[Approval]:
+        """Approvals across the sessions the caller can see, oldest first."""
+        authorize(who, Action.APPROVALS_READ)
+        async with self._db.read() as conn:
+            return await approval_repo.inbox(
+                conn, who.org_id, team_id=visible_team(who), status=status,
+                session_id=session_id, limit=clamp_limit(limit, default=100),
+            )  # fmt: skip
+
+    async def resolve_approval_by_id(
+        self,
+        who: Principal,
+        approval_id: str,
+        decision: ApprovalDecision,
+        message: str | None,
+    ) -> Approval:
+        async with self._db.read() as conn:
+            approval = await approval_repo.get_by_id(conn, approval_id)
+        if approval is None:
+            raise NotFound(f"approval {approval_id} not found")
+        return await self.resolve_approval(who, approval.session_id, approval_id, decision, message)
+
     async def resolve_approval(
         self,
         who: Principal,
@@ -48,11 +81,14 @@ class RuntimeRequests(SessionQueries):
         decision: ApprovalDecision,
         message: str | None,
     ) -> Approval:
-        session = await self.get(who, session_id, Action.SESSIONS_WRITE)
+        session = await self.get(who, session_id, Action.SESSIONS_READ)
         async with self._db.read() as conn:
             approval = await approval_repo.get_approval(conn, session_id, approval_id)
         if approval is None:
             raise NotFound(f"approval {approval_id} not found")
+        if approval.decided_by != "ask":
+            # No rule named approvers: whoever may write the session answers, as before.
+            authorize(who, Action.SESSIONS_WRITE, team_id=session.team_id)
         if approval.choices and decision.value not in approval.choices:
             raise Conflict(
                 f"{decision.value!r} is not offered here; choose one of {approval.choices}",
@@ -61,10 +97,13 @@ class RuntimeRequests(SessionQueries):
         adapter = await self._adapter_of(session)
         if not supports_approvals(adapter) or session.native_session_id is None:
             raise CapabilityUnsupported(f"{adapter.kind} runtimes cannot answer approvals")
+        await self._check_approver(who, approval)
         async with self._db.write() as conn:
             claimed = await approval_repo.claim(
                 conn, approval_id, decision=decision.value, message=message, resolved_by=who.user_id
             )
+            if claimed:
+                await approval_repo.annotate(conn, approval_id, decided_by="human")
         if not claimed:
             raise Conflict("approval is no longer pending", code="approval_not_pending")
         try:

@@ -28,17 +28,20 @@ from corral.domain.events import (
     EventType,
     StopReason,
 )
+from corral.domain.governance import Act, Decision
 from corral.domain.ids import new_id
 from corral.domain.records import Agent, Session
 from corral.domain.states import SessionState
+from corral.governance.governor import Governor
 from corral.identity.authz import Action, Principal, authorize
 from corral.runtimes.base import AgentSpec, RuntimeAdapter
 from corral.sessions import machine, recorder
 from corral.sessions.connections import AdapterPool
+from corral.sessions.enforcement import Enforcement
 from corral.sessions.hub import EventHub
 from corral.sessions.leases import LeaseTerms
+from corral.sessions.oversight import Oversight
 from corral.sessions.pump import PumpRegistry
-from corral.sessions.requests import RuntimeRequests
 from corral.store import agents as agent_repo
 from corral.store import idempotency
 from corral.store import sessions as repo
@@ -91,7 +94,7 @@ def _failure_drafts(exc: RuntimeFailure, turn_id: str | None) -> list[EventDraft
     return drafts
 
 
-class SessionService(RuntimeRequests):
+class SessionService(Enforcement):
     def __init__(
         self,
         db: Database,
@@ -99,11 +102,16 @@ class SessionService(RuntimeRequests):
         pool: AdapterPool,
         pumps: PumpRegistry,
         lease: LeaseTerms,
+        governor: Governor,
     ) -> None:
         super().__init__(db, hub)
         self._pool = pool
         self._pumps = pumps
         self._lease = lease
+        self._governor = governor
+        self.oversight = Oversight(db, governor)
+        self.oversight.enforcer = self
+        pumps.observer = self.oversight.observe
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -143,6 +151,25 @@ class SessionService(RuntimeRequests):
             return await self.get(who, replayed), False
         if agent.paused:
             raise AgentPaused(f"agent {agent.name!r} is paused; resume it to start sessions")
+        await self._admit(who, Act.SESSION_CREATE, agent, None)
+        # The first turn is admitted (and its budget reserved) before the session exists, so a
+        # refusal leaves nothing behind.
+        first, turn_id = None, new_id("turn")
+        if input_text is not None:
+            first = await self._admit(who, Act.MESSAGE_SEND, agent, None, turn_id)
+        try:
+            session = await self._create(who, agent, title, idem)
+            if input_text is not None and first is not None:
+                fresh = await self.get(who, session.id)
+                await self._send(who, fresh, agent, input_text, None, first, turn_id)
+        except BaseException:
+            await self._governor.release(first.reservation if first else None)
+            raise
+        return await self.get(who, session.id), True
+
+    async def _create(
+        self, who: Principal, agent: Agent, title: str | None, idem: Idempotency | None
+    ) -> Session:
         now = utcnow()
         session = Session(
             id=new_id("session"), org_id=who.org_id, team_id=agent.team_id, agent_id=agent.id,
@@ -164,9 +191,7 @@ class SessionService(RuntimeRequests):
             agent.runtime_id, team_id=agent.team_id, agent_id=agent.id
         )
         await self._ensure_native(session, agent, adapter)
-        if input_text is not None:
-            await self.send(who, session.id, input_text, idem=None)
-        return await self.get(who, session.id), True
+        return session
 
     async def _ensure_native(self, session: Session, agent: Agent, adapter: RuntimeAdapter) -> str:
         if session.native_session_id is not None:
@@ -218,12 +243,31 @@ class SessionService(RuntimeRequests):
             raise SessionBusy(
                 f"session is {session.state.value}; wait for the turn to end or cancel it"
             )
+        turn_id = new_id("turn")
+        admitted = await self._admit(who, Act.MESSAGE_SEND, agent, session, turn_id)
+        try:
+            return await self._send(who, session, agent, text, idem, admitted, turn_id)
+        except BaseException:
+            await self._governor.release(admitted.reservation)  # no-op once the turn settled it
+            raise
+
+    async def _send(
+        self,
+        who: Principal,
+        session: Session,
+        agent: Agent,
+        text: str,
+        idem: Idempotency | None,
+        admitted: Decision,
+        turn_id: str,
+    ) -> TurnStarted:
+        session_id = session.id
         adapter = await self._pool.for_runtime(
             agent.runtime_id, team_id=agent.team_id, agent_id=agent.id
         )
         native_id = await self._ensure_native(session, agent, adapter)
         pump = await self._pumps.attach(session.id, native_id, adapter)
-        turn_id, input_id, now = new_id("turn"), new_id("input"), utcnow()
+        input_id, now = new_id("input"), utcnow()
         # The pump claims the turn before its row exists, so the lease keeper never mistakes a
         # turn being started here for an orphan to recover (and deliver a second time).
         async with pump.turn_lock:
@@ -235,6 +279,7 @@ class SessionService(RuntimeRequests):
             except BaseException:
                 pump.abandon_turn(turn_id)
                 raise
+            await self.oversight.begin(session, turn_id, agent.model, admitted.reservation)
         self._hub.publish(session_id, stored)
         try:
             await adapter.send(native_id, text, _spec(agent))

@@ -16,3 +16,12 @@ async def conflict_on_duplicate(detail: str) -> AsyncIterator[None]:
         yield
     except sqlalchemy.exc.IntegrityError as exc:
         raise Conflict(detail) from exc
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that retrying the same transaction can cure (a deadlock or serialization
+    failure PostgreSQL chose this transaction to lose)."""
+    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return False
+    text = str(exc.orig or exc).lower()
+    return "deadlock" in text or "could not serialize" in text

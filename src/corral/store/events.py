@@ -114,3 +114,12 @@ async def of_type(
     if turn_id is not None:
         query = query.where(events.c.turn_id == turn_id)
     return [_event(r) for r in (await conn.execute(query.order_by(events.c.seq))).all()]
+
+
+async def count_of_type(conn: AsyncConnection, session_id: str, event_type: str) -> int:
+    query = (
+        sa.select(sa.func.count())
+        .select_from(events)
+        .where(events.c.session_id == session_id, events.c.type == event_type)
+    )
+    return int((await conn.execute(query)).scalar_one())

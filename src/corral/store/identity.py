@@ -12,6 +12,7 @@ from corral.domain.records import ApiKey, Org, Page, Team, User
 from corral.domain.roles import Role
 from corral.store import pagination
 from corral.store.errors import conflict_on_duplicate
+from corral.store.governance import epoch_column
 from corral.store.tables import api_keys, orgs, teams, users
 from corral.store.types import fields_of
 
@@ -94,6 +95,19 @@ async def get_key(conn: AsyncConnection, key_id: str) -> ApiKey | None:
 async def get_key_by_prefix(conn: AsyncConnection, prefix: str) -> ApiKey | None:
     row = (await conn.execute(sa.select(api_keys).where(api_keys.c.prefix == prefix))).first()
     return _key(row) if row else None
+
+
+async def get_key_and_epoch(conn: AsyncConnection, prefix: str) -> tuple[ApiKey | None, int]:
+    """A key by prefix and the governance epoch, in one round trip (every request does this)."""
+    query = sa.select(api_keys, epoch_column().label("governance_epoch")).where(
+        api_keys.c.prefix == prefix
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None, 0
+    mapping = dict(row._mapping)
+    epoch = int(mapping.pop("governance_epoch") or 0)
+    return ApiKey(**{**mapping, "role": Role(mapping["role"])}), epoch
 
 
 async def list_keys(

@@ -2,19 +2,20 @@
 
 Every change is a delta applied under the row's lock, and a hold's delta only counts against its
 window when the hold still exists: a hold swept after its holder died, or given back, cannot be
-subtracted twice.
+subtracted twice. Lock order, in every transaction: window rows first (by account, then window
+start), then hold rows; so replicas settling, leasing and sweeping at once never deadlock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from corral.store.tables import budgets, ledger_holds, ledger_windows
+from corral.store.tables import budgets, ledger_holds, ledger_windows, turns
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +91,30 @@ async def insert_hold(
     )
 
 
+async def lock_windows(conn: AsyncConnection, keys: list[tuple[str, datetime]]) -> None:
+    """Lock these windows, in the one global order (PostgreSQL; SQLite has one writer)."""
+    if conn.dialect.name != "postgresql" or not keys:
+        return
+    # One statement; PostgreSQL locks the rows in the order it returns them, sorted here.
+    await conn.execute(
+        sa.select(ledger_windows.c.account)
+        .where(
+            sa.tuple_(ledger_windows.c.account, ledger_windows.c.window_start).in_(
+                sorted(set(keys))
+            )
+        )
+        .order_by(ledger_windows.c.account, ledger_windows.c.window_start)
+        .with_for_update()
+    )
+
+
 async def shrink_hold(
     conn: AsyncConnection, hold_id: str, account: str, window: datetime, amount: int
 ) -> bool:
     """Take ``amount`` out of a hold and out of its window's reservations, if the hold lives."""
     if amount == 0:
         return True
+    await lock_windows(conn, [(account, window)])
     result = await conn.execute(
         sa.update(ledger_holds)
         .where(ledger_holds.c.id == hold_id)
@@ -107,9 +126,10 @@ async def shrink_hold(
     return True
 
 
-async def drop_hold(conn: AsyncConnection, hold_id: str) -> None:
-    """Delete a hold that was emptied; its window was already adjusted."""
-    await conn.execute(sa.delete(ledger_holds).where(ledger_holds.c.id == hold_id))
+async def drop_hold(conn: AsyncConnection, hold_id: str) -> bool:
+    """Delete a hold; False when it was already gone."""
+    result = await conn.execute(sa.delete(ledger_holds).where(ledger_holds.c.id == hold_id))
+    return bool(result.rowcount)
 
 
 async def add_spent(conn: AsyncConnection, account: str, window: datetime, amount: int) -> None:
@@ -130,27 +150,63 @@ async def renew_holds(conn: AsyncConnection, holder: str, expires_at: datetime) 
     return {r.id for r in rows}
 
 
-async def sweep_expired(conn: AsyncConnection, now: datetime, *, limit: int = 500) -> int:
-    """Return expired holds (a dead replica's leases) to their windows; how many."""
+#: Holds a turn owns are named after it; they outlive replicas and end with the turn.
+TURN_HOLDER = "turn:"
+
+
+async def sweep_expired(
+    conn: AsyncConnection, now: datetime, *, grace: timedelta, limit: int = 500
+) -> int:
+    """Return expired holds to their windows (a dead replica's slices; a turn's reservation once
+    the turn is over or never started); how many. A running turn's holds get more time."""
     query = (
         sa.select(
             ledger_holds.c.id,
+            ledger_holds.c.holder,
             ledger_holds.c.account,
             ledger_holds.c.window_start,
             ledger_holds.c.amount,
         )
         .where(ledger_holds.c.expires_at < now)
+        .order_by(ledger_holds.c.account, ledger_holds.c.window_start)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    rows = (await conn.execute(query)).all()
+    await lock_windows(conn, [(r.account, r.window_start) for r in rows])
+    turn_ids = {
+        r.holder.removeprefix(TURN_HOLDER) for r in rows if r.holder.startswith(TURN_HOLDER)
+    }
+    running: set[str] = set()
+    if turn_ids:
+        found = await conn.execute(
+            sa.select(turns.c.id).where(turns.c.id.in_(turn_ids), turns.c.status == "running")
+        )
+        running = {r.id for r in found}
     swept = 0
-    for row in (await conn.execute(query)).all():
+    for row in rows:
+        if row.holder.removeprefix(TURN_HOLDER) in running:
+            await conn.execute(
+                sa.update(ledger_holds)
+                .where(ledger_holds.c.id == row.id)
+                .values(expires_at=now + grace)
+            )
+            continue
         deleted = await conn.execute(sa.delete(ledger_holds).where(ledger_holds.c.id == row.id))
         if deleted.rowcount:
             await add_reserved(conn, row.account, row.window_start, -int(row.amount))
             swept += 1
     return swept
+
+
+async def holds_of(conn: AsyncConnection, holder: str) -> list[tuple[str, str, datetime, int]]:
+    """(id, account, window, amount) of one holder's holds (their windows locked first)."""
+    query = sa.select(
+        ledger_holds.c.id, ledger_holds.c.account, ledger_holds.c.window_start,
+        ledger_holds.c.amount,
+    ).where(ledger_holds.c.holder == holder)  # fmt: skip
+    rows = [(r.id, r.account, r.window_start, int(r.amount)) for r in await conn.execute(query)]
+    await lock_windows(conn, [(a, w) for _, a, w, _ in rows])
+    return rows
 
 
 async def totals(
@@ -183,3 +239,54 @@ async def mark_soft_alerted(conn: AsyncConnection, account: str, window: datetim
         .values(soft_alerted=True)
     )
     return bool(result.rowcount)
+
+
+async def live_holds(conn: AsyncConnection, hold_ids: list[str]) -> set[str]:
+    """Which of these holds still exist, locked until the transaction ends."""
+    if not hold_ids:
+        return set()
+    query = sa.select(ledger_holds.c.id).where(ledger_holds.c.id.in_(hold_ids))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {r.id for r in await conn.execute(query)}
+
+
+_SHRINK_HOLD = (
+    sa.update(ledger_holds)
+    .where(ledger_holds.c.id == sa.bindparam("b_id"))
+    .values(amount=ledger_holds.c.amount - sa.bindparam("b_amount"))
+)
+_MOVE_WINDOW = (
+    sa.update(ledger_windows)
+    .where(
+        ledger_windows.c.account == sa.bindparam("b_account"),
+        ledger_windows.c.window_start == sa.bindparam("b_window"),
+    )
+    .values(
+        spent=ledger_windows.c.spent + sa.bindparam("b_spent"),
+        reserved=ledger_windows.c.reserved - sa.bindparam("b_released"),
+    )
+)
+
+
+async def apply_settlements(
+    conn: AsyncConnection,
+    holds: list[tuple[str, int]],
+    windows: dict[tuple[str, datetime], tuple[int, int]],
+    *,
+    create: list[tuple[str, datetime]],
+) -> None:
+    """Many settlements in three statements: shrink holds, move windows' reserved to spent
+    (``(spent, released)`` per window), creating the windows in ``create`` first."""
+    for account, window in create:
+        await _ensure_window(conn, account, window)
+    if holds:
+        await conn.execute(_SHRINK_HOLD, [{"b_id": h, "b_amount": a} for h, a in holds])
+    if windows:
+        await conn.execute(
+            _MOVE_WINDOW,
+            [
+                {"b_account": a, "b_window": w, "b_spent": s, "b_released": r}
+                for (a, w), (s, r) in windows.items()
+            ],
+        )

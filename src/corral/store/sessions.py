@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -168,3 +169,43 @@ async def count_sessions(conn: AsyncConnection) -> int:
 async def turn_of_input(conn: AsyncConnection, input_id: str) -> str:
     row = (await conn.execute(sa.select(inputs.c.turn_id).where(inputs.c.id == input_id))).first()
     return str(row.turn_id) if row else ""
+
+
+_SCOPE_COLUMNS = {
+    "org": sessions.c.org_id,
+    "team": sessions.c.team_id,
+    "agent": sessions.c.agent_id,
+    "user": sessions.c.user_id,
+    "key": sessions.c.key_id,
+    "session": sessions.c.id,
+}
+
+
+async def count_in_scope(
+    conn: AsyncConnection, scope_kind: str, scope_id: str, *, states: Iterable[str]
+) -> int:
+    """Sessions of one scope (``team:...``, ``agent:...``) in any of ``states``."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(sessions)
+        .where(_SCOPE_COLUMNS[scope_kind] == scope_id, sessions.c.state.in_(list(states)))
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def live_sessions_matching(
+    conn: AsyncConnection,
+    org_id: str,
+    *,
+    filters: dict[str, str],
+    limit: int = 10_000,
+) -> list[Session]:
+    """Sessions not yet terminated whose scope columns equal ``filters`` (kill switch)."""
+    columns = {**_SCOPE_COLUMNS, "runtime": sessions.c.runtime_id}
+    query = sa.select(sessions).where(
+        sessions.c.org_id == org_id, sessions.c.state != SessionState.TERMINATED.value
+    )
+    for name, value in filters.items():
+        query = query.where(columns[name] == value)
+    rows = await conn.execute(query.order_by(sessions.c.created_at).limit(limit))
+    return [session_of(r) for r in rows]

@@ -284,6 +284,7 @@ policy_versions = sa.Table(
     "policy_versions",
     metadata,
     sa.Column("policy_id", Id, primary_key=True),
+    sa.Column("org_id", Id, nullable=False),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("body", JSONDoc, nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False),

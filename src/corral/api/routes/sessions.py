@@ -15,10 +15,13 @@ from corral.api.schemas.sessions import (
     Approval,
     ApprovalResolve,
     Event,
+    FleetKill,
     InputAnswerCreate,
+    KillReport,
     MessageCreate,
     Session,
     SessionCreate,
+    SessionKill,
     TurnAccepted,
 )
 from corral.domain import records
@@ -114,6 +117,27 @@ async def send_message(
         input_id=started.input_id,
         state=started.session.state,
     )
+
+
+@router.post("/kill", response_model=KillReport)
+async def kill_sessions(body: FleetKill, who: Caller, svc: Svc) -> KillReport:
+    """The kill switch: end every live session matching the filters, on the runtime too."""
+    filters = {
+        name: value
+        for name, value in (
+            ("agent", body.agent_id), ("team", body.team_id), ("runtime", body.runtime_id),
+            ("key", body.key_id), ("user", body.user_id),
+        )
+        if value is not None
+    }  # fmt: skip
+    report = await svc.sessions.kill_matching(who, filters, body.reason)
+    return KillReport(killed=report.killed, failed=report.failed)
+
+
+@router.post("/{session_id}/kill", response_model=Session)
+async def kill_session(session_id: str, body: SessionKill, who: Caller, svc: Svc) -> Session:
+    """Cancel the session's turn on the runtime and terminate it (``stop_reason: killed``)."""
+    return session_out(await svc.sessions.kill(who, session_id, body.reason))
 
 
 @router.post("/{session_id}/cancel", response_model=Session)

@@ -103,3 +103,29 @@ class Approval(Output):
     resolved_by: str | None
     created_at: datetime
     resolved_at: datetime | None
+    #: "human", "policy", "expiry", or "ask" while a rule waits for its named approvers
+    decided_by: str | None = None
+    policy_id: str | None = None
+    policy_version: int | None = None
+    approvers: dict[str, Any] | None = None
+    expires_at: datetime | None = None
+
+
+class SessionKill(Input):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class FleetKill(Input):
+    """Which live sessions to kill: every given filter must match (at least one)."""
+
+    agent_id: str | None = Field(default=None, max_length=40)
+    team_id: str | None = Field(default=None, max_length=40)
+    runtime_id: str | None = Field(default=None, max_length=40)
+    key_id: str | None = Field(default=None, max_length=40)
+    user_id: str | None = Field(default=None, max_length=40)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class KillReport(Output):
+    killed: list[str]
+    failed: dict[str, str]

@@ -137,11 +137,15 @@ def compile_tool_rule(ref: PolicyRef, scope: str, body: dict[str, Any]) -> ToolR
 
 
 def evaluate(rules: list[ToolRule], tool: ToolUse, epoch: int) -> Decision | None:
-    """The strongest matching rule's decision, or ``None`` when no rule speaks to this tool."""
+    """The strongest matching rule's decision, or ``None`` when no rule speaks to this tool.
+
+    ``rules`` come widest scope first; between equally strong rules the narrower one speaks
+    (its approvers, its expiry), so a team can refine what the org asks.
+    """
     best: ToolRule | None = None
     for rule in rules:
         if rule.matches(tool) and (
-            best is None or OUTCOME_RANK[rule.effect] > OUTCOME_RANK[best.effect]
+            best is None or OUTCOME_RANK[rule.effect] >= OUTCOME_RANK[best.effect]
         ):
             best = rule
             if rule.effect is Outcome.DENY:

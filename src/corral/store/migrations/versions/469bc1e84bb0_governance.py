@@ -59,6 +59,7 @@ def upgrade() -> None:
     op.create_table(
         "policy_versions",
         sa.Column("policy_id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column(
             "body",

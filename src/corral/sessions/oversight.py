@@ -1,0 +1,324 @@
+"""Governance inside a running turn: what the runtime asks and does is put to ``decide()``.
+
+The pump hands every batch of recorded events here. A runtime's permission prompt is answered
+by policy when a rule allows or denies (a human is asked only for ``ask``); a tool call a rule
+denies stops the turn if the runtime ran it without asking; runaway guards (tool calls, cost,
+wall clock, repeated failures) stop the turn with their own ``stop_reason``; the turn's budget
+reservation is settled at its real cost when it ends. The effects themselves (answering the
+runtime, stopping the turn) are the session service's, through :class:`Enforcer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from corral.domain.events import Event, EventType
+from corral.domain.governance import Act, Decision, DecisionRequest, Outcome, Subject
+from corral.domain.records import Session
+from corral.governance.governor import Governor
+from corral.governance.ledger import Reservation
+from corral.governance.prices import cost_micros
+from corral.governance.rules.guards import Stop, TurnWatch, observe
+from corral.governance.rules.limits import Effective
+from corral.governance.rules.tools import tool_use
+from corral.sessions.pump import Pump
+from corral.store import events as event_repo
+from corral.store import governance as governance_repo
+from corral.store import sessions as session_repo
+from corral.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Enforcer(Protocol):
+    async def answer_by_policy(
+        self, pump: Pump, approval_id: str, decision: Decision, *, allow: bool
+    ) -> None: ...
+
+    async def hold_for_human(self, pump: Pump, approval_id: str, decision: Decision) -> None: ...
+
+    async def stop_turn(self, pump: Pump, turn_id: str, stop: Stop) -> None: ...
+
+    async def note(self, pump: Pump, kind: EventType, data: dict[str, Any]) -> None: ...
+
+
+def subject_of(session: Session) -> Subject:
+    return Subject(
+        org_id=session.org_id, team_id=session.team_id, agent_id=session.agent_id,
+        user_id=session.user_id, key_id=session.key_id, session_id=session.id,
+    )  # fmt: skip
+
+
+def _policy_stop(decision: Decision) -> Stop:
+    return Stop("policy_denied", decision.reason, decision.policy_id, decision.policy_version)
+
+
+def decision_data(decision: Decision, **extra: Any) -> dict[str, Any]:
+    """A decision as a ``governance.decision`` event's data."""
+    return {
+        "outcome": decision.outcome.value,
+        "code": decision.code,
+        "reason": decision.reason,
+        "policy_id": decision.policy_id,
+        "policy_version": decision.policy_version,
+        "scope": decision.scope,
+        "epoch": decision.epoch,
+        **extra,
+    }
+
+
+@dataclass
+class TurnState:
+    turn_id: str
+    subject: Subject
+    limits: Effective
+    watch: TurnWatch
+    model: str | None
+    reservation: Reservation | None = None
+    cost: int = 0
+    usage_seen: bool = False
+    unpriced: bool = False
+    stopping: bool = False
+    recovered: bool = False  # started by another process (or this one's previous life)
+    asked: set[str] = field(default_factory=set)  # call ids the runtime asked permission for
+    denied: dict[str, Decision] = field(default_factory=dict)  # call id -> deny decision
+
+
+class Oversight:
+    def __init__(self, db: Database, governor: Governor) -> None:
+        self._db = db
+        self._governor = governor
+        self._turns: dict[str, TurnState] = {}  # session id -> its live turn
+        self.enforcer: Enforcer | None = None
+
+    async def begin(
+        self, session: Session, turn_id: str, model: str | None, reservation: Reservation | None
+    ) -> None:
+        subject = subject_of(session)
+        limits = await self._governor.limits_for(subject)
+        async with self._db.read() as conn:
+            calls = await event_repo.count_of_type(conn, session.id, EventType.TOOL_CALL.value)
+        watch = TurnWatch(calls, session.cost_micros, time.monotonic())
+        self._turns[session.id] = TurnState(turn_id, subject, limits, watch, model, reservation)
+
+    def live(self) -> dict[str, TurnState]:
+        return self._turns
+
+    async def _state(self, pump: Pump, turn_id: str | None) -> TurnState | None:
+        state = self._turns.get(pump.session_id)
+        if state is not None and (turn_id is None or state.turn_id == turn_id):
+            return state
+        if turn_id is None:
+            return None
+        # A turn this process did not start (recovered after a crash or a takeover).
+        async with self._db.read() as conn:
+            session = await session_repo.get_session(conn, pump.session_id)
+        if session is None or session.current_turn_id != turn_id:
+            return None
+        await self.begin(session, turn_id, None, None)
+        state = self._turns[pump.session_id]
+        state.recovered = True
+        return state
+
+    async def observe(self, pump: Pump, events: list[Event]) -> None:
+        for event in events:
+            try:
+                await self._one(pump, event)
+            except Exception:
+                log.exception("session %s: governance check of %s failed", pump.session_id,
+                              event.type)  # fmt: skip
+
+    async def _one(self, pump: Pump, event: Event) -> None:
+        kind = event.type
+        if kind not in _WATCHED:
+            return
+        if kind == EventType.TURN_COMPLETED:
+            await self.finish(
+                pump.session_id, event.turn_id, delivered=pump.delivered, pump=pump,
+                before_seq=event.seq,
+            )  # fmt: skip
+            return
+        state = await self._state(pump, event.turn_id)
+        if state is None:
+            if kind == EventType.USAGE:
+                await self._charge_late(pump.session_id, event.data)
+            return
+        if kind == EventType.APPROVAL_REQUESTED:
+            await self._prompt(pump, state, event)
+        elif kind == EventType.TOOL_CALL:
+            await self._tool_call(pump, state, event)
+        elif kind == EventType.TOOL_RESULT:
+            denied = state.denied.pop(str(event.data.get("call_id") or ""), None)
+            if denied is not None and not state.stopping:
+                # It ran without asking: the rule can no longer block it, so the turn stops.
+                await self._stop(pump, state, _policy_stop(denied))
+                return
+        elif kind == EventType.USAGE:
+            self._account(state, event.data)
+        stop = observe(state.watch, kind, event.data, state.limits, time.monotonic())
+        if stop is not None:
+            await self._stop(pump, state, stop)
+
+    def _account(self, state: TurnState, data: dict[str, Any]) -> None:
+        state.usage_seen = True
+        if data.get("cost_micros") is not None:
+            state.cost += int(data["cost_micros"])
+            return
+        model = data.get("model") or state.model
+        price = None
+        if isinstance(model, str) and self._governor.current is not None:
+            price = self._governor.current.price_table(state.subject.org_id).lookup(model)
+        tokens = int(data.get("input_tokens") or 0), int(data.get("output_tokens") or 0)
+        if price is None:
+            state.unpriced = state.unpriced or any(tokens)
+            return
+        state.cost += cost_micros(price, *tokens)
+
+    async def _decide_tool(self, state: TurnState, data: dict[str, Any]) -> Decision:
+        async with self._db.read() as conn:
+            epoch = await governance_repo.read_epoch(conn)  # a revoke takes effect at once
+        tool = tool_use(str(data.get("name") or ""), data.get("server"), data.get("input"))
+        request = DecisionRequest(Act.TOOL_USE, state.subject, tool=tool, epoch=epoch)
+        return await self._governor.decide(request)
+
+    async def _prompt(self, pump: Pump, state: TurnState, event: Event) -> None:
+        enforcer = self.enforcer
+        approval_id = event.data.get("approval_id")
+        if enforcer is None or not isinstance(approval_id, str):
+            return
+        call_id = str(event.data.get("call_id") or "")
+        state.asked.add(call_id)
+        state.denied.pop(call_id, None)
+        decision = await self._decide_tool(state, event.data)
+        if decision.code == "allowed":
+            return  # no rule speaks to this tool: whoever runs the session answers, as before
+        if decision.outcome is Outcome.ASK:
+            await enforcer.hold_for_human(pump, approval_id, decision)
+        else:
+            await enforcer.answer_by_policy(
+                pump, approval_id, decision, allow=decision.outcome is Outcome.ALLOW
+            )
+
+    async def _tool_call(self, pump: Pump, state: TurnState, event: Event) -> None:
+        call_id = str(event.data.get("call_id") or "")
+        if call_id in state.asked:
+            return
+        decision = await self._decide_tool(state, event.data)
+        if decision.outcome is not Outcome.DENY:
+            return
+        # The runtime may still ask before running it (then the prompt is denied); if it runs
+        # it unasked, its result stops the turn. A runtime without prompts is stopped now.
+        if pump.adapter.capabilities.approvals:
+            state.denied[call_id] = decision
+            if self.enforcer is not None:
+                data = decision_data(decision, call_id=call_id, act=Act.TOOL_USE.value)
+                await self.enforcer.note(pump, EventType.GOVERNANCE_DECISION, data)
+        else:
+            await self._stop(pump, state, _policy_stop(decision))
+
+    async def _stop(self, pump: Pump, state: TurnState, stop: Stop) -> None:
+        if state.stopping or self.enforcer is None:
+            return
+        state.stopping = True
+        await self.enforcer.stop_turn(pump, state.turn_id, stop)
+
+    async def tick(self, pumps: dict[str, Pump]) -> None:
+        """Stop turns past their wall-clock limit even when the runtime has gone quiet."""
+        now = time.monotonic()
+        for session_id, state in list(self._turns.items()):
+            pump = pumps.get(session_id)
+            if pump is None or state.stopping:
+                continue
+            stop = observe(state.watch, "tick", {}, state.limits, now)
+            if stop is not None:
+                await self._stop(pump, state, stop)
+
+    async def finish(
+        self,
+        session_id: str,
+        turn_id: str | None,
+        *,
+        delivered: bool,
+        pump: Pump | None = None,
+        before_seq: int | None = None,
+    ) -> None:
+        """The turn ended: settle its reservation at what it really cost."""
+        state = self._turns.get(session_id)
+        if state is not None and state.turn_id == turn_id:
+            del self._turns[session_id]
+        else:
+            state = None
+        try:
+            if state is not None and state.reservation is not None:
+                cost = self._settled_cost(state, delivered=delivered)
+                crossed = await self._governor.settle(state.reservation, cost)
+            elif state is not None and not state.recovered:
+                return  # nothing was reserved: no budget applied when the turn started
+            elif turn_id is not None:
+                crossed = await self._charge_recovered(session_id, turn_id, before_seq)
+            else:
+                return
+        except Exception:
+            log.exception("session %s: settling turn %s failed", session_id, turn_id)
+            return
+        for budget in crossed:
+            if self.enforcer is not None and pump is not None:
+                data = {
+                    "budget_id": budget.id,
+                    "scope": f"{budget.scope_kind}:{budget.scope_id}",
+                    "soft_percent": budget.soft_percent,
+                    "limit_usd": budget.limit_micros / 1e6,
+                }
+                await self.enforcer.note(pump, EventType.BUDGET_THRESHOLD, data)
+
+    def _settled_cost(self, state: TurnState, *, delivered: bool) -> int:
+        reserved = state.reservation.parts[0].amount if state.reservation else 0
+        if not delivered and not state.usage_seen:
+            return 0  # the input never reached the runtime: nothing was spent
+        if not state.usage_seen or state.unpriced:
+            # The runtime did not say (or said it in tokens of an unpriced model): charge the
+            # estimate rather than nothing. Never $0.
+            return max(state.cost, reserved or self._governor.turn_estimate)
+        return state.cost
+
+    async def _charge_late(self, session_id: str, data: dict[str, Any]) -> None:
+        """Usage reported after its turn settled (runtimes keep reporting briefly after "idle"):
+        spent all the same, so it is charged, with no reservation behind it."""
+        cost = int(data.get("cost_micros") or 0)
+        if cost <= 0:
+            return
+        async with self._db.read() as conn:
+            session = await session_repo.get_session(conn, session_id)
+        if session is not None:
+            await self._governor.charge(subject_of(session), cost)
+
+    async def _charge_recovered(
+        self, session_id: str, turn_id: str, before_seq: int | None
+    ) -> list[Any]:
+        """A turn this process took over: its durable reservation is settled at what the log
+        says it cost up to its end (the estimate when the runtime reported nothing)."""
+        async with self._db.read() as conn:
+            usage = await event_repo.of_type(
+                conn, session_id, EventType.USAGE.value, turn_id=turn_id
+            )
+        if before_seq is not None:
+            usage = [e for e in usage if e.seq < before_seq]
+        cost = sum(int(e.data.get("cost_micros") or 0) for e in usage)
+        if not usage:
+            cost = self._governor.turn_estimate
+        return await self._governor.settle_held(f"turn:{turn_id}", cost)
+
+
+_WATCHED = frozenset(
+    {
+        EventType.TURN_COMPLETED,
+        EventType.APPROVAL_REQUESTED,
+        EventType.TOOL_CALL,
+        EventType.TOOL_RESULT,
+        EventType.USAGE,
+        EventType.ERROR,
+    }
+)
