@@ -41,6 +41,12 @@ lists are `{"data": [...], "next_cursor": "..."}`, newest first, and take `curso
 | `session_busy` | 409 | a turn is already running |
 | `version_mismatch` | 409 | the policy is no longer at the `version` the edit expected |
 | `approval_not_pending`, `decision_not_offered` | 409 | the approval cannot take this answer |
+| `budget_exceeded` | 402 | a budget has no room for this turn or call; `scope` names it (see docs/governance.md) |
+| `rate_limited`, `limit_exceeded` | 429 | the key's request rate (`Retry-After`), or a concurrency or turn limit of a policy |
+| `model_not_allowed`, `model_denied`, `runtime_not_allowed`, `runtime_denied`, `model_unpriced` | 403 | an allowlist or denylist refused it; `policy_id`, `policy_version` and `scope` name the rule |
+| `not_an_approver` | 403 | the approval's rule names other approvers |
+| `approval_expired` | 409 | the approval timed out and resolves to deny |
+| `invalid_filter` | 422 | a kill switch without a filter, or with an unknown one |
 | `runtime_unreachable` | 502 | the runtime did not answer (the session records the error) |
 | `runtime_error` | 502 | the runtime answered with an error or garbage |
 | `invalid_cursor`, `unknown_runtime_kind`, `invalid_base_url`, ... | 422 | specific validation failures |

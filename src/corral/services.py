@@ -85,6 +85,7 @@ class Services:
             await self.listener.aclose()
         await self.leases.aclose()
         await self.pumps.aclose()
+        await self.sessions.oversight.settlement.due(everything=True)
         await self.governor.ledger.aclose()
         await self.writer.aclose()
         await self.pool.aclose()

@@ -415,3 +415,67 @@ async def test_route_rule_matrix(governed: CorralServer, opencode_sim_url: str) 
             if e["type"] == "governance.decision"
         ]
         assert decisions and decisions[0]["code"] == "key_revoked"
+
+
+async def test_256_concurrent_turns_against_five_dollars(
+    governed: CorralServer, opencode_sim_url: str
+) -> None:
+    """One process, either database: the budget holds, each refusal names the scope, and once
+    the turns end the budget's spend is exactly what the sessions cost, nothing reserved."""
+    w = await _world(governed, opencode_sim_url)
+    scope = f"agent:{w['agent']['id']}"
+    async with governed.admin() as admin:
+        budget = await ok(await admin.put("/v1/budgets", json={"scope": scope, "limit_usd": 5}))
+    peak = 0.0
+    burst_over = asyncio.Event()
+
+    async def sample() -> None:  # what the ledger holds at any moment never passes the limit
+        nonlocal peak
+        async with governed.admin() as admin:
+            while not burst_over.is_set():
+                view = await ok(await admin.get(f"/v1/budgets/{budget['id']}"))
+                peak = max(peak, view["spent_usd"] + view["reserved_usd"])
+                await asyncio.sleep(0.02)
+
+    async with governed.client(w["keys"]["developer"]) as dev:
+        sampler = asyncio.ensure_future(sample())
+        results = await asyncio.gather(
+            *(
+                dev.post(
+                    "/v1/sessions", json={"agent_id": w["agent"]["id"], "input": f"n{i} [[slow:2]]"}
+                )
+                for i in range(256)
+            )
+        )
+        burst_over.set()
+        await sampler
+        admitted = [r.json()["id"] for r in results if r.status_code == 201]
+        refused = [r for r in results if r.status_code != 201]
+        # $0.05 per turn in flight: 100 fit at once (more only as earlier turns settle).
+        assert len(admitted) >= 100 and refused and len(admitted) + len(refused) == 256
+        assert 0 < peak <= 5.0 + 1e-9, peak
+        for response in refused:
+            assert _problem(response, 402, "budget_exceeded")["scope"] == scope
+
+        async def all_done() -> list[dict[str, Any]] | None:
+            page = await ok(
+                await dev.get("/v1/sessions", params={"agent_id": w["agent"]["id"], "limit": 200})
+            )
+            return page["data"] if all(s["state"] == "idle" for s in page["data"]) else None
+
+        sessions = await _wait(all_done, timeout=60)
+        assert len(sessions) == len(admitted)  # a refused first turn leaves no session
+        cost = sum(s["cost_usd"] for s in sessions)
+
+    async def settled() -> dict[str, Any] | None:
+        async with governed.admin() as admin:
+            view = await ok(await admin.get(f"/v1/budgets/{budget['id']}"))
+        return view if view["reserved_usd"] == 0 and abs(view["spent_usd"] - cost) < 1e-6 else None
+
+    try:
+        view = await _wait(settled, timeout=20)
+    except AssertionError:
+        async with governed.admin() as admin:
+            last = await ok(await admin.get(f"/v1/budgets/{budget['id']}"))
+        raise AssertionError((last, cost, len(admitted))) from None
+    assert 0 < view["spent_usd"] <= 5.0

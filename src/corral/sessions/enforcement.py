@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from corral.domain.errors import Conflict, Forbidden, RuntimeFailure
+from corral.domain.errors import Conflict, Forbidden, InvalidRequest, RuntimeFailure
 from corral.domain.events import (
     ApprovalDecision,
     EventDraft,
@@ -40,9 +40,10 @@ from corral.governance.rules.guards import Stop
 from corral.identity.authz import Action, Principal, authorize
 from corral.runtimes.base import supports_approvals
 from corral.sessions import machine, recorder
-from corral.sessions.oversight import Oversight, decision_data, subject_of
+from corral.sessions.oversight import Oversight, decision_data
 from corral.sessions.pump import Pump, PumpRegistry
 from corral.sessions.requests import RuntimeRequests
+from corral.sessions.settlement import subject_of
 from corral.store import approvals as approval_repo
 from corral.store import runtimes as runtime_repo
 from corral.store import sessions as session_repo
@@ -276,7 +277,9 @@ class Enforcement(RuntimeRequests):
         authorize(who, Action.SESSIONS_KILL)
         unknown = set(filters) - set(_KILL_FILTERS)
         if unknown or not filters:
-            raise Conflict(f"filter by one or more of {list(_KILL_FILTERS)}", code="invalid_filter")
+            raise InvalidRequest(
+                f"filter by one or more of {list(_KILL_FILTERS)}", code="invalid_filter"
+            )
         if not who.is_admin:
             if filters.get("team", who.team_id) != who.team_id:
                 return KillReport()

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from corral.domain.events import Event, EventType
 from corral.domain.governance import Act, Decision, DecisionRequest, Outcome, Subject
-from corral.domain.records import Session
+from corral.domain.records import Budget, Session
 from corral.governance.governor import Governor
 from corral.governance.ledger import Reservation
 from corral.governance.prices import cost_micros
@@ -25,6 +25,7 @@ from corral.governance.rules.guards import Stop, TurnWatch, observe
 from corral.governance.rules.limits import Effective
 from corral.governance.rules.tools import tool_use
 from corral.sessions.pump import Pump
+from corral.sessions.settlement import Tally, TurnSettlement, subject_of
 from corral.store import events as event_repo
 from corral.store import governance as governance_repo
 from corral.store import sessions as session_repo
@@ -43,13 +44,6 @@ class Enforcer(Protocol):
     async def stop_turn(self, pump: Pump, turn_id: str, stop: Stop) -> None: ...
 
     async def note(self, pump: Pump, kind: EventType, data: dict[str, Any]) -> None: ...
-
-
-def subject_of(session: Session) -> Subject:
-    return Subject(
-        org_id=session.org_id, team_id=session.team_id, agent_id=session.agent_id,
-        user_id=session.user_id, key_id=session.key_id, session_id=session.id,
-    )  # fmt: skip
 
 
 def _policy_stop(decision: Decision) -> Stop:
@@ -77,10 +71,7 @@ class TurnState:
     limits: Effective
     watch: TurnWatch
     model: str | None
-    reservation: Reservation | None = None
-    cost: int = 0
-    usage_seen: bool = False
-    unpriced: bool = False
+    tally: Tally
     stopping: bool = False
     recovered: bool = False  # started by another process (or this one's previous life)
     asked: set[str] = field(default_factory=set)  # call ids the runtime asked permission for
@@ -92,6 +83,7 @@ class Oversight:
         self._db = db
         self._governor = governor
         self._turns: dict[str, TurnState] = {}  # session id -> its live turn
+        self.settlement = TurnSettlement(db, governor)
         self.enforcer: Enforcer | None = None
 
     async def begin(
@@ -102,7 +94,8 @@ class Oversight:
         async with self._db.read() as conn:
             calls = await event_repo.count_of_type(conn, session.id, EventType.TOOL_CALL.value)
         watch = TurnWatch(calls, session.cost_micros, time.monotonic())
-        self._turns[session.id] = TurnState(turn_id, subject, limits, watch, model, reservation)
+        tally = Tally(turn_id, subject, reservation)
+        self._turns[session.id] = TurnState(turn_id, subject, limits, watch, model, tally)
 
     def live(self) -> dict[str, TurnState]:
         return self._turns
@@ -144,7 +137,7 @@ class Oversight:
         state = await self._state(pump, event.turn_id)
         if state is None:
             if kind == EventType.USAGE:
-                await self._charge_late(pump.session_id, event.data)
+                await self.settlement.usage_after_end(pump.session_id, event.turn_id, event.data)
             return
         if kind == EventType.APPROVAL_REQUESTED:
             await self._prompt(pump, state, event)
@@ -163,9 +156,10 @@ class Oversight:
             await self._stop(pump, state, stop)
 
     def _account(self, state: TurnState, data: dict[str, Any]) -> None:
-        state.usage_seen = True
+        tally = state.tally
+        tally.usage_seen = True
         if data.get("cost_micros") is not None:
-            state.cost += int(data["cost_micros"])
+            tally.cost += int(data["cost_micros"])
             return
         model = data.get("model") or state.model
         price = None
@@ -173,9 +167,9 @@ class Oversight:
             price = self._governor.current.price_table(state.subject.org_id).lookup(model)
         tokens = int(data.get("input_tokens") or 0), int(data.get("output_tokens") or 0)
         if price is None:
-            state.unpriced = state.unpriced or any(tokens)
+            tally.unpriced = tally.unpriced or any(tokens)
             return
-        state.cost += cost_micros(price, *tokens)
+        tally.cost += cost_micros(price, *tokens)
 
     async def _decide_tool(self, state: TurnState, data: dict[str, Any]) -> Decision:
         async with self._db.read() as conn:
@@ -226,7 +220,9 @@ class Oversight:
         await self.enforcer.stop_turn(pump, state.turn_id, stop)
 
     async def tick(self, pumps: dict[str, Pump]) -> None:
-        """Stop turns past their wall-clock limit even when the runtime has gone quiet."""
+        """Stop turns past their wall-clock limit even when the runtime has gone quiet; settle
+        ended turns whose grace for late usage is over."""
+        await self.settlement.due()
         now = time.monotonic()
         for session_id, state in list(self._turns.items()):
             pump = pumps.get(session_id)
@@ -252,20 +248,21 @@ class Oversight:
         else:
             state = None
         try:
-            if state is not None and state.reservation is not None:
-                cost = self._settled_cost(state, delivered=delivered)
-                crossed = await self._governor.settle(state.reservation, cost)
-            elif state is not None and not state.recovered:
-                return  # nothing was reserved: no budget applied when the turn started
+            if state is not None and not state.recovered:
+                crossed = await self.settlement.ended(state.tally, delivered=delivered)
             elif turn_id is not None:
-                crossed = await self._charge_recovered(session_id, turn_id, before_seq)
+                crossed = await self.settlement.recovered(session_id, turn_id, before_seq)
             else:
                 return
         except Exception:
             log.exception("session %s: settling turn %s failed", session_id, turn_id)
             return
+        if pump is not None:
+            await self._announce(pump, crossed)
+
+    async def _announce(self, pump: Pump, crossed: list[Budget]) -> None:
         for budget in crossed:
-            if self.enforcer is not None and pump is not None:
+            if self.enforcer is not None:
                 data = {
                     "budget_id": budget.id,
                     "scope": f"{budget.scope_kind}:{budget.scope_id}",
@@ -273,43 +270,6 @@ class Oversight:
                     "limit_usd": budget.limit_micros / 1e6,
                 }
                 await self.enforcer.note(pump, EventType.BUDGET_THRESHOLD, data)
-
-    def _settled_cost(self, state: TurnState, *, delivered: bool) -> int:
-        reserved = state.reservation.parts[0].amount if state.reservation else 0
-        if not delivered and not state.usage_seen:
-            return 0  # the input never reached the runtime: nothing was spent
-        if not state.usage_seen or state.unpriced:
-            # The runtime did not say (or said it in tokens of an unpriced model): charge the
-            # estimate rather than nothing. Never $0.
-            return max(state.cost, reserved or self._governor.turn_estimate)
-        return state.cost
-
-    async def _charge_late(self, session_id: str, data: dict[str, Any]) -> None:
-        """Usage reported after its turn settled (runtimes keep reporting briefly after "idle"):
-        spent all the same, so it is charged, with no reservation behind it."""
-        cost = int(data.get("cost_micros") or 0)
-        if cost <= 0:
-            return
-        async with self._db.read() as conn:
-            session = await session_repo.get_session(conn, session_id)
-        if session is not None:
-            await self._governor.charge(subject_of(session), cost)
-
-    async def _charge_recovered(
-        self, session_id: str, turn_id: str, before_seq: int | None
-    ) -> list[Any]:
-        """A turn this process took over: its durable reservation is settled at what the log
-        says it cost up to its end (the estimate when the runtime reported nothing)."""
-        async with self._db.read() as conn:
-            usage = await event_repo.of_type(
-                conn, session_id, EventType.USAGE.value, turn_id=turn_id
-            )
-        if before_seq is not None:
-            usage = [e for e in usage if e.seq < before_seq]
-        cost = sum(int(e.data.get("cost_micros") or 0) for e in usage)
-        if not usage:
-            cost = self._governor.turn_estimate
-        return await self._governor.settle_held(f"turn:{turn_id}", cost)
 
 
 _WATCHED = frozenset(
