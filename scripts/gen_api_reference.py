@@ -54,6 +54,7 @@ lists are `{"data": [...], "next_cursor": "..."}`, newest first, and take `curso
 | `invalid_scope`, `invalid_period` | 422 | a scope or budget period Corral does not know |
 | `invalid_timezone` | 422 | a budget `timezone` that is not an IANA name |
 | `empty_update` | 422 | a PATCH that changes nothing |
+| `invalid_characters` | 422 | text with a NUL character (PostgreSQL cannot store it) |
 
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
     lease_seconds: float = 15.0
     lease_check_seconds: float = 2.0
     log_level: str = "info"
+    # `corral serve` logs one JSON object per line (with trace ids), or plain text.
+    log_format: Literal["json", "text"] = "json"
+    # Put prompt, response and tool contents on spans (gen_ai.input.messages ...). Off: spans
+    # carry no message or tool text at all (they are likely personal data).
+    trace_content: bool = False
     # On SIGTERM: new turns are refused at once, streams end with a reconnect hint, and the
     # process exits within this many seconds, handing its turns over through their leases.
     shutdown_grace_seconds: float = 10.0
@@ -54,6 +60,9 @@ class Settings(BaseSettings):
     ledger_turn_grace_seconds: float = 120.0
     # How often expired approvals are resolved to deny and runaway turns are checked.
     governance_tick_seconds: float = 1.0
+    # Audit: a signed checkpoint after this many records, or this long after the last one.
+    audit_checkpoint_records: int = 1000
+    audit_checkpoint_seconds: float = 300.0
 
     def instance(self) -> str:
         return self.instance_id or f"{socket.gethostname()}:{self.port}"

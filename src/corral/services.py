@@ -8,11 +8,14 @@ import logging
 import os
 from dataclasses import dataclass
 
+from corral.audit.log import AuditLog
+from corral.audit.service import AuditService
 from corral.config import Settings
 from corral.fleet.agents import AgentService
 from corral.fleet.runtimes import RuntimeService
 from corral.governance.governor import Governor
 from corral.governance.ledger import BudgetLedger, LedgerTimings
+from corral.governance.pricing import PriceService
 from corral.governance.service import GovernanceService
 from corral.identity.service import Bootstrap, IdentityService
 from corral.sessions.connections import AdapterPool
@@ -26,6 +29,8 @@ from corral.sessions.writer import EventWriter
 from corral.store import migrate
 from corral.store.db import Database
 from corral.store.governance import GOVERNANCE_CHANNEL
+from corral.telemetry.service import Telemetry
+from corral.telemetry.tracing import otlp_exporter_from_env
 from corral.vault import keyring
 from corral.vault.service import Vault
 
@@ -47,6 +52,10 @@ class Services:
     leases: LeaseKeeper
     governor: Governor
     governance: GovernanceService
+    prices: PriceService
+    audit: AuditLog
+    audit_reader: AuditService
+    telemetry: Telemetry
     listener: PostgresListener | None = None
     bootstrap: Bootstrap | None = None
     _ticker: asyncio.Task[None] | None = None
@@ -63,6 +72,8 @@ class Services:
         """
         self.leases.start()
         self.governor.ledger.start()
+        self.audit.start()
+        self.telemetry.start()
         self._ticker = asyncio.create_task(self._governance_loop(), name="governance-tick")
         if self.listener is not None:
             self.listener.start()
@@ -88,7 +99,9 @@ class Services:
         await self.sessions.oversight.settlement.due(everything=True)
         await self.governor.ledger.aclose()
         await self.writer.aclose()
+        await self.telemetry.aclose()  # after the pumps: their last events are traced
         await self.pool.aclose()
+        await self.audit.aclose()
         await self.db.optimize()
         await self.db.dispose()
 
@@ -107,6 +120,13 @@ async def build(settings: Settings) -> Services:
         await migrate.upgrade(db)
     await db.optimize()
     vault = Vault(load_keyring(settings), reload=lambda: load_keyring(settings))
+    audit = AuditLog(
+        db,
+        vault,
+        checkpoint_records=settings.audit_checkpoint_records,
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
+    )
+    await audit.open()
     hub = EventHub()
     pool = AdapterPool(db, vault)
     timings = PumpTimings(grace=settings.pump_grace_seconds, silence=settings.pump_silence_seconds)
@@ -128,6 +148,18 @@ async def build(settings: Settings) -> Services:
         check_every=settings.governance_check_seconds,
         turn_estimate_usd=settings.turn_estimate_usd,
     )
+    governor.listeners.append(audit.queue.on_decision)
+    telemetry = Telemetry(
+        db,
+        content=settings.trace_content,
+        grace=settings.pump_grace_seconds,
+        instance=settings.instance(),
+        has_pump=lambda session_id: pumps.get(session_id) is not None,
+        budget_levels=governor.remaining,
+        exporter=otlp_exporter_from_env(),
+    )
+    hub.taps.append(telemetry.on_events)
+    governor.listeners.append(telemetry.on_decision)
     listener = PostgresListener(db.url, hub, db.origin) if db.is_postgres else None
     if listener is not None:
         hub.complete = listener.connected.is_set
@@ -138,16 +170,20 @@ async def build(settings: Settings) -> Services:
         settings=settings,
         db=db,
         vault=vault,
-        identity=IdentityService(db, vault.hash_key),
-        runtimes=RuntimeService(db, vault, pool),
-        agents=AgentService(db),
-        sessions=SessionService(db, hub, pool, pumps, terms, governor),
+        identity=IdentityService(db, vault.hash_key, audit),
+        runtimes=RuntimeService(db, vault, pool, audit),
+        agents=AgentService(db, audit),
+        sessions=SessionService(db, hub, pool, pumps, terms, governor, audit),
         pool=pool,
         pumps=pumps,
         writer=writer,
         leases=LeaseKeeper(db, pumps, terms, recovery, recovery.backfill_ended),
         governor=governor,
-        governance=GovernanceService(db, governor),
+        governance=GovernanceService(db, governor, audit),
+        prices=PriceService(db, governor, audit),
+        audit=audit,
+        audit_reader=AuditService(db),
+        telemetry=telemetry,
         listener=listener,
     )
     services.bootstrap = await services.identity.bootstrap(

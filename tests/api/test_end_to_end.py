@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from tests.support.corral import CorralServer, ok
@@ -175,7 +176,8 @@ async def test_full_journey(corral: CorralServer, opencode_sim_url: str) -> None
         )
         listed += page3["data"]
         assert len({s["id"] for s in listed}) == 5
-        created = [s["created_at"] for s in listed]
+        # As instants: ISO text drops ".000000", so strings do not sort like times.
+        created = [datetime.fromisoformat(s["created_at"]) for s in listed]
         assert created == sorted(created, reverse=True)
         idle = await ok(
             await dev.get("/v1/sessions", params={"state": "idle", "agent_id": agent["id"]})

@@ -169,3 +169,17 @@ async def test_roles_limit_what_a_key_may_do(corral: CorralServer, opencode_sim_
         ):
             response = await client.request(method, path, json=body)
             assert response.status_code == 403, (path, response.text)
+
+
+async def test_nul_characters_are_a_client_error_never_a_500(corral: CorralServer) -> None:
+    async with corral.admin() as admin:
+        answers = [
+            await admin.get("/v1/agents/agt_%00"),
+            await admin.post("/v1/teams", json={"name": "a\u0000b"}),
+            await admin.get("/v1/policies", params={"scope": "team:\x00"}),
+        ]
+    for response in answers:
+        # PostgreSQL cannot store NUL (422 invalid_characters); SQLite can (then the usual answer).
+        assert response.status_code < 500, response.text
+        if response.status_code == 422:
+            assert response.json()["code"] in ("invalid_characters", "validation")

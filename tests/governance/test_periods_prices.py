@@ -318,3 +318,15 @@ def test_worst_case_is_every_prompt_token_uncached_and_every_output_token_used()
     assert worst_case_micros(SONNET, 10_000, 4_096) == 30_000 + 61_440
     assert worst_case_micros(MINI, 1, 1) == 1
     assert worst_case_micros(GPT4O, 0, 0) == 0
+
+
+def test_an_instant_in_a_repeated_midnight_hour_belongs_to_the_day_from_its_first_midnight() -> (
+    None
+):
+    # Havana falls back at 01:00 to 00:00 on 2024-11-03: 00:30 happens twice that day; both
+    # belong to the window that began at the first midnight (04:00 UTC), found by hypothesis.
+    second_pass = datetime(2024, 11, 3, 5, 30, tzinfo=UTC)
+    start = window_start(Period.DAILY, "America/Havana", second_pass)
+    assert start == datetime(2024, 11, 3, 4, 0, tzinfo=UTC)
+    end = window_end(Period.DAILY, "America/Havana", second_pass)
+    assert end is not None and start <= second_pass < end

@@ -5,8 +5,6 @@ naming the scope, and once the turns end nothing is left reserved."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import random
 import signal
 import time
@@ -17,8 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.crash.harness import PYTHON, Processes, free_port, wait_http
-from tests.replicas.test_scale_out import Replica
+from tests.crash.harness import Processes
+from tests.replicas.cluster import start_cluster
 from tests.support.databases import PostgresFactory, _asyncpg_dsn
 
 REQUESTS = 256
@@ -68,40 +66,15 @@ async def test_budget_holds_across_replicas_and_a_kill(
     procs = Processes(tmp_path)
     rng = random.Random(7)
     try:
-        llm_port, sim_port = free_port(), free_port()
-        llm = procs.spawn("mock-llm", [PYTHON, "-m", "corral.sim.mock_llm", "--port", str(llm_port),
-                                       "--log-level", "warning"], cwd=tmp_path)  # fmt: skip
-        await wait_http(f"http://127.0.0.1:{llm_port}/v1/models", llm)
-        sim_url = f"http://127.0.0.1:{sim_port}"
-        sim = procs.spawn("opencode", [PYTHON, "-m", "corral.sim.opencode", "--port", str(sim_port),
-                                       "--llm-url", f"http://127.0.0.1:{llm_port}", "--heartbeat", "1",
-                                       "--directory", str(tmp_path)], cwd=tmp_path)  # fmt: skip
-        await wait_http(f"{sim_url}/global/health", sim)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
-        env.update(
-            PYTHONUNBUFFERED="1",
-            CORRAL_DATABASE_URL=url,
-            CORRAL_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
-            CORRAL_KEY_FILE=str(tmp_path / "master.key"),
-            CORRAL_LEASE_SECONDS="2",
-            CORRAL_LEASE_CHECK_SECONDS="0.3",
-            CORRAL_PUMP_GRACE_SECONDS="1",
-            CORRAL_LOG_LEVEL="warning",
-            CORRAL_TURN_ESTIMATE_USD=str(ESTIMATE_USD),
-            CORRAL_LEDGER_HOLD_SECONDS="2",
-            CORRAL_LEDGER_TURN_GRACE_SECONDS="3",
-            CORRAL_DB_POOL_SIZE="5",
-            CORRAL_DB_MAX_OVERFLOW="10",
-        )
-        replicas = [Replica(f"replica-{i}", procs, env, tmp_path) for i in range(3)]
-        await replicas[0].start()
-        await asyncio.gather(*(r.start() for r in replicas[1:]))
-        assert replicas[0].proc is not None
-        admin = next(w for w in replicas[0].proc.log.read_text().split() if w.startswith("ck_"))
-        headers = {"Authorization": f"Bearer {admin}"}
-
-        def alive() -> list[Replica]:
-            return [r for r in replicas if r.proc is not None and r.proc.alive()]
+        cluster = await start_cluster(
+            procs, tmp_path, url, lease_seconds="2", lease_check_seconds="0.3",
+            pump_grace_seconds="1", turn_estimate_usd=str(ESTIMATE_USD),
+            ledger_hold_seconds="2", ledger_turn_grace_seconds="8", db_pool_size="5",
+            db_max_overflow="10",
+        )  # fmt: skip
+        replicas, sim_url = cluster.replicas, cluster.sim_url
+        headers = {"Authorization": f"Bearer {cluster.admin_key}"}
+        alive = cluster.alive
 
         async with httpx.AsyncClient(base_url=replicas[0].url, headers=headers, timeout=30) as c:
             team = (await c.post("/v1/teams", json={"name": "t"})).json()

@@ -5,7 +5,6 @@ logs still match the runtime's own record (the crash test's invariants)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import random
 import signal
@@ -17,28 +16,12 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.crash.harness import CORRAL, PYTHON, Proc, Processes, free_port, wait_http
+from tests.crash.harness import Processes
 from tests.crash.invariants import ClientInput, Observed, check
+from tests.replicas.cluster import start_cluster
 from tests.support.databases import PostgresFactory, _asyncpg_dsn
 
 LEASE_SECONDS = 2.0
-
-
-class Replica:
-    def __init__(self, name: str, procs: Processes, env: dict[str, str], workdir: Path) -> None:
-        self.name, self.procs, self.env, self.workdir = name, procs, env, workdir
-        self.port = free_port()
-        self.proc: Proc | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        env = {**self.env, "CORRAL_INSTANCE_ID": self.name}
-        argv = [CORRAL, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.proc = self.procs.spawn(self.name, argv, env=env, cwd=self.workdir)
-        await wait_http(f"{self.url}/readyz", self.proc)
 
 
 async def _owner(dsn: str, turn_id: str) -> str | None:
@@ -59,44 +42,11 @@ async def test_three_replicas_survive_losing_the_owner(
     procs = Processes(tmp_path)
     rng = random.Random(int(os.environ.get("CORRAL_CRASH_SEED", "5")))
     try:
-        llm_port, sim_port = free_port(), free_port()
-        llm = procs.spawn(
-            "mock-llm",
-            [
-                PYTHON,
-                "-m",
-                "corral.sim.mock_llm",
-                "--port",
-                str(llm_port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=tmp_path,
-        )
-        await wait_http(f"http://127.0.0.1:{llm_port}/v1/models", llm)
-        sim_url = f"http://127.0.0.1:{sim_port}"
-        sim = procs.spawn("opencode", [PYTHON, "-m", "corral.sim.opencode", "--port", str(sim_port),
-                                       "--llm-url", f"http://127.0.0.1:{llm_port}", "--heartbeat", "1",
-                                       "--directory", str(tmp_path)], cwd=tmp_path)  # fmt: skip
-        await wait_http(f"{sim_url}/global/health", sim)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
-        env.update(
-            PYTHONUNBUFFERED="1",
-            CORRAL_DATABASE_URL=url,
-            CORRAL_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
-            CORRAL_KEY_FILE=str(tmp_path / "master.key"),
-            CORRAL_LEASE_SECONDS=str(LEASE_SECONDS),
-            CORRAL_LEASE_CHECK_SECONDS="0.3",
-            CORRAL_PUMP_GRACE_SECONDS="1",
-            CORRAL_SSE_HEARTBEAT_SECONDS="1",
-            CORRAL_LOG_LEVEL="warning",
-        )
-        replicas = [Replica(f"replica-{i}", procs, env, tmp_path) for i in range(3)]
-        await replicas[0].start()  # the first one bootstraps the org and prints the admin key
-        await asyncio.gather(*(r.start() for r in replicas[1:]))
-        assert replicas[0].proc is not None
-        log = replicas[0].proc.log.read_text()
-        admin = next(w for w in log.split() if w.startswith("ck_"))
+        cluster = await start_cluster(
+            procs, tmp_path, url, lease_seconds=str(LEASE_SECONDS), lease_check_seconds="0.3",
+            pump_grace_seconds="1", sse_heartbeat_seconds="1",
+        )  # fmt: skip
+        replicas, sim_url, admin = cluster.replicas, cluster.sim_url, cluster.admin_key
 
         def client(key: str) -> httpx.AsyncClient:
             replica = rng.choice([r for r in replicas if r.proc is not None and r.proc.alive()])

@@ -10,30 +10,37 @@ from fastapi import FastAPI
 from corral import services as services_module
 from corral.api import errors
 from corral.api.limits import BodySizeLimit
+from corral.api.request_context import RequestContext
 from corral.api.routes import (
     agents,
     approvals,
+    audit,
     budgets,
     health,
     identity,
+    metrics,
     policies,
     prices,
     runtimes,
     sessions,
+    traces,
 )
 from corral.config import Settings
 from corral.services import Services
 
 ROUTERS = (
     health.router,
+    metrics.router,
     identity.router,
     runtimes.router,
     agents.router,
     sessions.router,
+    traces.router,
     approvals.router,
     policies.router,
     budgets.router,
     prices.router,
+    audit.router,
 )
 
 
@@ -64,4 +71,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.include_router(router)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)  # outermost: every record of the request carries its id
     return app

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from corral.audit import context as audit_context
 from corral.domain.errors import InvalidRequest, Unauthenticated
 from corral.identity.authz import Principal
 from corral.services import Services
@@ -26,7 +27,9 @@ async def principal(
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send 'Authorization: Bearer ck_...'")
-    return await services(request).identity.authenticate(token.strip())
+    who = await services(request).identity.authenticate(token.strip())
+    audit_context.set_actor(who)  # whatever this request causes is recorded as theirs
+    return who
 
 
 def idempotency(key: str | None, body: object) -> Idempotency | None:

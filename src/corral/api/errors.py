@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
+from corral.api.request_context import audit_refusal
 from corral.domain.errors import CorralError
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ async def _corral_error(request: Request, exc: Exception) -> JSONResponse:
     extra = {k: v for k, v in exc.extra.items() if k in _SAFE_EXTRAS}
     if exc.status >= 500:
         log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.code, exc.detail)
+    await audit_refusal(request, exc, exc.status)
     return problem(exc.status, exc.code, exc.title, exc.detail, request.url.path, **extra)
 
 
@@ -105,6 +107,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    await audit_refusal(request, exc, 500)
     return problem(
         500, "internal", "Internal error", "an unexpected error occurred", request.url.path
     )

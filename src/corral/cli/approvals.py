@@ -54,9 +54,10 @@ def _approvers(rule: dict[str, Any] | None) -> str:
     return ", ".join([*(f"role:{r}" for r in rule.get("roles", [])), *rule.get("users", [])])
 
 
-def _resolve(ctx: typer.Context, apr: str, body: dict[str, Any], as_json: bool) -> None:
+def resolve(ctx: typer.Context, path: str, body: dict[str, Any], as_json: bool) -> None:
+    """Answer an approval at ``path`` and say what became of it."""
     state = output.use(ctx, as_json)
-    approval = state.client.post(f"/v1/approvals/{apr}", body)
+    approval = state.client.post(path, body)
     if state.json:
         output.emit_json(approval)
     else:
@@ -72,7 +73,7 @@ def approve(
 ) -> None:
     """Allow a pending tool call (once, or --always)."""
     decision = "allow_always" if always else "allow_once"
-    _resolve(ctx, approval_id, {"decision": decision}, json_)
+    resolve(ctx, f"/v1/approvals/{approval_id}", {"decision": decision}, json_)
 
 
 @app.command("deny")
@@ -83,4 +84,4 @@ def deny(
     json_: bool = JsonOpt,
 ) -> None:
     """Deny a pending tool call."""
-    _resolve(ctx, approval_id, {"decision": "deny", "message": message}, json_)
+    resolve(ctx, f"/v1/approvals/{approval_id}", {"decision": "deny", "message": message}, json_)

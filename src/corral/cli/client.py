@@ -159,6 +159,17 @@ class CorralClient:
                 "bad_response", f"{self.url} did not answer with JSON: is it a Corral server?"
             ) from None
 
+    def text(self, path: str) -> tuple[str, dict[str, str]]:
+        """An answer that is not JSON (e.g. a PEM file), with its headers."""
+        self._need_key()
+        try:
+            response = self._http.get(path)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        if response.status_code >= 400:
+            raise _problem_error(response)
+        return response.text, dict(response.headers)
+
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)
 

@@ -75,7 +75,19 @@ async def _ensure_demo(
     admin = await services.identity.authenticate(admin_key)
     teams = await services.identity.list_teams(admin, None, 200)
     team = next((t for t in teams.items if t.name == DEMO_TEAM), None)
-    team = team or await services.identity.create_team(admin, DEMO_TEAM)
+    if team is None:
+        team = await services.identity.create_team(admin, DEMO_TEAM)
+        # Governance is on from the start: every turn reserves against this, then settles.
+        await services.governance.set_budget(
+            admin, scope=f"team:{team.id}", limit_usd=50.0, period="monthly",
+            timezone="UTC", soft_percent=80,
+        )  # fmt: skip
+        # The simulators' model, priced so that turns reporting tokens are costed, not charged
+        # the unpriced-model estimate.
+        await services.prices.set_price(
+            admin, "mock-model", input_usd_per_mtok=1.0, output_usd_per_mtok=2.0,
+            cache_read_usd_per_mtok=None,
+        )  # fmt: skip
     dev_key_path = _key_file(settings, "developer")
     if not dev_key_path.exists():
         try:
@@ -156,6 +168,7 @@ def _banner(url: str, admin_key: str, dev_key: str) -> str:
     .venv/bin/corral sessions start --agent claude-helper "hi Claude"
     .venv/bin/corral sessions list
     .venv/bin/corral runtimes list
+    .venv/bin/corral budgets list          # the demo team's $50 monthly budget, spent so far
     curl -s -H "Authorization: Bearer $CORRAL_API_KEY" $CORRAL_URL/v1/sessions
 
   API docs: {url}/docs     Stop with Ctrl-C.

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from corral.cli import (
     agents,
     approvals,
+    audit,
     budgets,
     keys,
     output,
@@ -124,6 +125,7 @@ app.add_typer(approvals.app, name="approvals", help="Approvals: the inbox across
 app.add_typer(policies.app, name="policies", help="Governance policies and their history.")
 app.add_typer(budgets.app, name="budgets", help="Budgets: spending caps per scope and period.")
 app.add_typer(prices.app, name="prices", help="Model prices that budgets count with.")
+app.add_typer(audit.app, name="audit", help="Audit trail: list, verify, export, public key.")
 server.register(app)
 
 

@@ -88,7 +88,9 @@ async def _serve(settings: Settings) -> None:
     import uvicorn
 
     from corral.api.app import create_app
+    from corral.telemetry import logs
 
+    logs.configure(settings.log_format, settings.log_level)
     services = await _build(settings)
     try:
         url = f"http://{settings.host}:{settings.port}"
@@ -106,6 +108,7 @@ async def _serve(settings: Settings) -> None:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            log_config=None,  # uvicorn's loggers too go through Corral's (redacting) handler
             timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
         )
         server = _DrainingServer(config, services)

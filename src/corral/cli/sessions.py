@@ -6,7 +6,9 @@ from typing import Any
 
 import typer
 
+from corral.cli import approvals as approvals_cli
 from corral.cli import live, output
+from corral.cli import traces as traces_cli
 from corral.cli.output import JsonOpt
 from corral.domain.states import SessionState
 
@@ -203,6 +205,9 @@ def tail(
     _exit(0 if code == 130 and not until_idle else code)
 
 
+app.command("trace")(traces_cli.trace)
+
+
 @app.command("cancel")
 def cancel(ctx: typer.Context, sid: str = SessionArg, json_: bool = JsonOpt) -> None:
     """Cancel the running turn of a session."""
@@ -284,12 +289,7 @@ def approvals(
 
 
 def _resolve(ctx: typer.Context, sid: str, apr: str, body: dict[str, Any], as_json: bool) -> None:
-    state = output.use(ctx, as_json)
-    approval = state.client.post(f"/v1/sessions/{sid}/approvals/{apr}", body)
-    if state.json:
-        output.emit_json(approval)
-    else:
-        output.done(f"Approval {approval['id']}: {approval['decision']}")
+    approvals_cli.resolve(ctx, f"/v1/sessions/{sid}/approvals/{apr}", body, as_json)
 
 
 @app.command("approve")

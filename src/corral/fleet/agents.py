@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from corral.audit.log import AuditLog
+from corral.audit.record import AuditEntry, entry
 from corral.domain.errors import NotFound
 from corral.domain.ids import new_id
 from corral.domain.records import Agent, Page
@@ -30,8 +32,9 @@ class AgentFields:
 
 
 class AgentService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, audit: AuditLog) -> None:
         self._db = db
+        self._audit = audit
 
     async def _check_runtime(self, who: Principal, runtime_id: str) -> None:
         async with self._db.read() as conn:
@@ -59,6 +62,9 @@ class AgentService:
         }
         async with self._db.write() as conn:
             await repo.insert_agent(conn, row, self._version_row(agent_id, 1, fields, who, now))
+            await self._audit.append(conn, _entry("agent.create", who, agent_id, team_id, {
+                "name": fields.name, "version": 1, "runtime_id": fields.runtime_id,
+                "model": fields.model}))  # fmt: skip
         return await self.get(who, agent_id)
 
     @staticmethod
@@ -144,6 +150,8 @@ class AgentService:
                 at=now,
             )
             await repo.set_agent_fields(conn, agent_id, runtime_id=fields.runtime_id)
+            await self._audit.append(conn, _entry("agent.update", who, agent_id, current.team_id, {
+                "version": version, "changed": sorted(changes)}))  # fmt: skip
         return await self.get(who, agent_id)
 
     async def set_paused(self, who: Principal, agent_id: str, paused: bool) -> Agent:
@@ -152,6 +160,8 @@ class AgentService:
         async with self._db.write() as conn:
             await repo.set_agent_fields(conn, agent_id, paused=paused, updated_at=utcnow())
             await governance_repo.bump_epoch(conn)
+            action = "agent.pause" if paused else "agent.resume"
+            await self._audit.append(conn, _entry(action, who, agent_id, current.team_id, {}))
         return await self.get(who, agent_id)
 
     async def delete(self, who: Principal, agent_id: str) -> None:
@@ -161,3 +171,14 @@ class AgentService:
         async with self._db.write() as conn:
             await repo.set_agent_fields(conn, agent_id, deleted_at=now, updated_at=now)
             await governance_repo.bump_epoch(conn)
+            await self._audit.append(conn, _entry("agent.delete", who, agent_id, current.team_id,
+                                                  {"name": current.name}))  # fmt: skip
+
+
+def _entry(
+    action: str, who: Principal, agent_id: str, team_id: str, details: dict[str, Any]
+) -> AuditEntry:
+    return entry(
+        action, ("agent", agent_id), actor=who, org_id=who.org_id, team_id=team_id,
+        details=details,
+    )  # fmt: skip

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from corral.audit.log import AuditLog
+from corral.audit.record import entry
 from corral.domain.errors import InvalidRequest, NotFound
 from corral.domain.ids import new_id
 from corral.domain.records import CredentialInfo, Page, Runtime
@@ -41,8 +43,9 @@ def _check_url(base_url: str) -> str:
 
 
 class RuntimeService:
-    def __init__(self, db: Database, vault: Vault, pool: AdapterPool) -> None:
+    def __init__(self, db: Database, vault: Vault, pool: AdapterPool, audit: AuditLog) -> None:
         self._db = db
+        self._audit = audit
         self._vault = vault
         self._pool = pool
 
@@ -63,6 +66,11 @@ class RuntimeService:
         )
         async with self._db.write() as conn:
             await repo.insert_runtime(conn, runtime)
+            await self._audit.append(conn, entry(
+                "runtime.create", ("runtime", runtime.id), actor=who, org_id=who.org_id,
+                details={"name": name, "kind": kind, "base_url": runtime.base_url,
+                         "config_keys": sorted(config)},
+            ))  # fmt: skip
         return RuntimeView(runtime, registry.capabilities(kind), [])
 
     async def update(
@@ -85,6 +93,11 @@ class RuntimeService:
             values["config"] = config
         async with self._db.write() as conn:
             await repo.update_runtime(conn, runtime_id, **values)
+            changed = {k: v for k, v in values.items() if k in ("name", "base_url")}
+            await self._audit.append(conn, entry(
+                "runtime.update", ("runtime", runtime_id), actor=who, org_id=who.org_id,
+                details={**changed, "config_keys": None if config is None else sorted(config)},
+            ))  # fmt: skip
         return await self.get(who, runtime_id)
 
     async def _load(self, who: Principal, runtime_id: str) -> Runtime:
@@ -132,7 +145,8 @@ class RuntimeService:
 
     async def _scope(
         self, who: Principal, team_id: str | None, agent_id: str | None
-    ) -> tuple[str, str]:
+    ) -> tuple[str, str, str | None]:
+        """(scope type, scope id, the team it belongs to)."""
         if team_id and agent_id:
             raise InvalidRequest("give team_id or agent_id, not both", code="invalid_scope")
         if agent_id:
@@ -141,12 +155,12 @@ class RuntimeService:
             if agent is None or agent.org_id != who.org_id:
                 raise NotFound(f"agent {agent_id} not found")
             authorize(who, Action.CREDENTIALS_WRITE, team_id=agent.team_id)
-            return "agent", agent_id
+            return "agent", agent_id, agent.team_id
         if team_id:
             authorize(who, Action.CREDENTIALS_WRITE, team_id=team_id)
-            return "team", team_id
+            return "team", team_id, team_id
         authorize_org_scope(who, Action.CREDENTIALS_WRITE)
-        return "org", who.org_id
+        return "org", who.org_id, None
 
     async def put_credentials(
         self,
@@ -157,7 +171,7 @@ class RuntimeService:
         team_id: str | None,
         agent_id: str | None,
     ) -> RuntimeView:
-        scope_type, scope_id = await self._scope(who, team_id, agent_id)
+        scope_type, scope_id, team = await self._scope(who, team_id, agent_id)
         runtime = await self._load(who, runtime_id)
         async with self._db.write() as conn:
             await self._vault.put(
@@ -169,15 +183,24 @@ class RuntimeService:
                 values=values,
                 at=utcnow(),
             )
+            await self._audit.append(conn, entry(
+                "credential.set", ("runtime", runtime_id), actor=who, org_id=who.org_id,
+                team_id=team, details={"scope_type": scope_type, "scope_id": scope_id},
+            ))  # fmt: skip
         return await self.get(who, runtime_id)
 
     async def delete_credentials(
         self, who: Principal, runtime_id: str, *, team_id: str | None, agent_id: str | None
     ) -> RuntimeView:
-        scope_type, scope_id = await self._scope(who, team_id, agent_id)
+        scope_type, scope_id, team = await self._scope(who, team_id, agent_id)
         await self._load(who, runtime_id)
         async with self._db.write() as conn:
             found = await repo.delete_secret(conn, runtime_id, scope_type, scope_id)
+            if found:
+                await self._audit.append(conn, entry(
+                    "credential.delete", ("runtime", runtime_id), actor=who, org_id=who.org_id,
+                    team_id=team, details={"scope_type": scope_type, "scope_id": scope_id},
+                ))  # fmt: skip
         if not found:
             raise NotFound("no credentials stored for that scope")
         return await self.get(who, runtime_id)

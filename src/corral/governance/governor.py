@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,8 @@ from corral.store.db import Database
 from corral.store.types import utcnow
 
 log = logging.getLogger(__name__)
+
+DecisionListener = Callable[[DecisionRequest, Decision, float], None]
 
 _COUNTED = (Act.SESSION_CREATE, Act.MESSAGE_SEND, Act.MODEL_CALL)
 _NO_LIMITS = Effective()
@@ -77,6 +80,9 @@ class Governor:
         self._stale = True
         self._reload = asyncio.Lock()
         self._windows: dict[tuple[str, str], tuple[datetime, datetime | None]] = {}
+        #: Told of every decision (request, decision, seconds taken), synchronously: telemetry
+        #: and audit hang here, and must not block.
+        self.listeners: list[DecisionListener] = []
 
     # -- the snapshot -----------------------------------------------------------------------
 
@@ -142,6 +148,16 @@ class Governor:
         return per_session_limits(snap, DecisionRequest(Act.TOOL_USE, subject))
 
     async def decide(self, request: DecisionRequest) -> Decision:
+        started = time.perf_counter()
+        decision = await self._decide(request)
+        for listener in self.listeners:
+            try:
+                listener(request, decision, time.perf_counter() - started)
+            except Exception:
+                log.exception("a decision listener failed")
+        return decision
+
+    async def _decide(self, request: DecisionRequest) -> Decision:
         snap = await self.snapshot(request.epoch)
         scopes = request.subject.scope_keys()
         decision = evaluate(snap, request, scopes)
@@ -299,3 +315,11 @@ class Governor:
             end = window_end(Period(b.period), b.timezone, now)
             out[b.id] = (t.spent if t else 0, t.reserved if t else 0, keys[b.id][1], end)
         return out
+
+    async def remaining(self, limit: int = 2000) -> list[tuple[Budget, int]]:
+        """Budgets (at most ``limit``) with the micro-dollars their current window has left."""
+        budgets = list((await self.snapshot()).budgets_by_id.values())[:limit]
+        if not budgets:
+            return []
+        usage = await self.usage(budgets)
+        return [(b, b.limit_micros - usage[b.id][0] - usage[b.id][1]) for b in budgets]

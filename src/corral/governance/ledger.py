@@ -102,7 +102,7 @@ class BudgetLedger:
     def __init__(self, db: Database, holder: str, timings: LedgerTimings | None = None) -> None:
         self._db = db
         self._holder = holder
-        self._t = timings or LedgerTimings()
+        self.timings = timings or LedgerTimings()
         self._slices: dict[tuple[str, datetime], _Slice] = {}
         self._live: dict[str, Reservation] = {}
         self._lease_lock = asyncio.Lock()
@@ -158,7 +158,7 @@ class BudgetLedger:
             if not short:
                 return None
             now = utcnow()
-            expires = now + timedelta(seconds=self._t.hold_ttl)
+            expires = now + timedelta(seconds=self.timings.hold_ttl)
             failed: Shortfall | None = None
             short = sorted(short, key=lambda p: (p.account, p.window))
             async with self._db.write() as conn:
@@ -199,7 +199,7 @@ class BudgetLedger:
         """Reserve in the database itself, under ``holder``: the reservation outlives this
         process (a turn that another replica finishes settles it there). One transaction."""
         now = utcnow()
-        expires = now + timedelta(seconds=self._t.durable_grace)
+        expires = now + timedelta(seconds=self.timings.durable_grace)
         try:
             await self._hold(holder, parts, expires)
         except _Refused as refused:
@@ -352,7 +352,7 @@ class BudgetLedger:
 
     async def _tick_loop(self) -> None:
         while True:
-            await asyncio.sleep(self._t.tick)
+            await asyncio.sleep(self.timings.tick)
             try:
                 await self.upkeep()
             except Exception:
@@ -372,7 +372,7 @@ class BudgetLedger:
             idle = [
                 s
                 for s in self._slices.values()
-                if s.outstanding <= 0 and (give_back_all or mono - s.last_used >= self._t.idle)
+                if s.outstanding <= 0 and (give_back_all or mono - s.last_used >= self.timings.idle)
             ]
             # Retired before the first await: a reservation arriving meanwhile leases afresh.
             # They stay on the retiring list until the database took them back, so a failed
@@ -386,7 +386,7 @@ class BudgetLedger:
                         await repo.shrink_hold(conn, s.hold_id, s.account, s.window, s.held)
                         await repo.drop_hold(conn, s.hold_id)
                 alive = await repo.renew_holds(
-                    conn, self._holder, now + timedelta(seconds=self._t.hold_ttl)
+                    conn, self._holder, now + timedelta(seconds=self.timings.hold_ttl)
                 )
             self._retiring.clear()
             for s in self._slices.values():
@@ -395,7 +395,9 @@ class BudgetLedger:
                     s.hold_id, s.held = None, 0
             # Its own transaction: it locks windows, and the one above holds hold rows.
             async with self._db.write() as conn:
-                await repo.sweep_expired(conn, now, grace=timedelta(seconds=self._t.durable_grace))
+                await repo.sweep_expired(
+                    conn, now, grace=timedelta(seconds=self.timings.durable_grace)
+                )
 
     async def aclose(self) -> None:
         """Settle what is queued and give every slice back (a clean stop leaks nothing)."""

@@ -56,7 +56,8 @@ def window_end(period: Period, tz: str, at: datetime) -> datetime | None:
 def _first_day(period: Period, tz: str, at: datetime) -> datetime:
     """Local (naive) midnight of the first day of the window that contains ``at``."""
     local = at.astimezone(zone(tz))
-    day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    # fold=0: an instant in a repeated hour must not make its day start at the second midnight
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None, fold=0)
     if period is Period.WEEKLY:
         day -= timedelta(days=day.weekday())
     elif period is Period.MONTHLY:

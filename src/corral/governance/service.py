@@ -14,14 +14,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from corral.audit.canonical import digest
+from corral.audit.log import AuditLog
+from corral.audit.record import AuditEntry, entry
 from corral.domain.errors import Conflict, InvalidRequest, NotFound
 from corral.domain.governance import BUDGET_PERIODS, POLICY_SCOPES, Period, PolicyKind, ScopeKind
 from corral.domain.ids import new_id
 from corral.domain.money import usd_to_micros
-from corral.domain.records import Budget, ModelPriceRow, Page, Policy
+from corral.domain.records import Budget, Page, Policy
 from corral.governance.governor import Governor
 from corral.governance.periods import zone
-from corral.governance.prices import SHIPPED_PRICES, ModelPrice
 from corral.governance.snapshot import compile_policy
 from corral.identity.authz import Action, Principal, authorize, authorize_org_scope
 from corral.store import agents as agent_repo
@@ -49,15 +51,6 @@ class BudgetView:
     def soft_exceeded(self) -> bool:
         pct = self.budget.soft_percent
         return pct is not None and self.spent_micros >= self.budget.limit_micros * pct // 100
-
-
-@dataclass(frozen=True, slots=True)
-class PriceView:
-    model: str
-    input_usd_per_mtok: float
-    output_usd_per_mtok: float
-    cache_read_usd_per_mtok: float | None
-    source: str  # "shipped" or "org"
 
 
 def parse_scope(text: str) -> tuple[ScopeKind, str]:
@@ -96,13 +89,15 @@ async def _team_of(conn: AsyncConnection, org_id: str, kind: ScopeKind, id_: str
 
 
 class GovernanceService:
-    def __init__(self, db: Database, governor: Governor) -> None:
+    def __init__(self, db: Database, governor: Governor, audit: AuditLog) -> None:
         self._db = db
         self._governor = governor
+        self._audit = audit
 
     async def _authorize_scope(
         self, conn: AsyncConnection, who: Principal, kind: ScopeKind, id_: str, action: Action
-    ) -> None:
+    ) -> str | None:
+        """Raise unless ``who`` may do ``action`` on the scope; the team it belongs to."""
         team = await _team_of(conn, who.org_id, kind, id_)
         if team is None:
             if action in (Action.POLICIES_WRITE, Action.BUDGETS_WRITE):
@@ -111,6 +106,7 @@ class GovernanceService:
                 authorize(who, action)
         else:
             authorize(who, action, team_id=team)
+        return team
 
     async def _changed(self, conn: AsyncConnection) -> None:
         await repo.bump_epoch(conn)
@@ -148,9 +144,12 @@ class GovernanceService:
         )  # fmt: skip
         compile_policy(policy)
         async with self._db.write() as conn:
-            await self._authorize_scope(conn, who, scope_kind, scope_id, Action.POLICIES_WRITE)
+            team = await self._authorize_scope(
+                conn, who, scope_kind, scope_id, Action.POLICIES_WRITE
+            )
             await repo.insert_policy(conn, policy)
             await self._changed(conn)
+            await self._audit.append(conn, _policy_entry("policy.create", who, policy, team))
         return policy
 
     async def _policy(
@@ -181,7 +180,7 @@ class GovernanceService:
     ) -> Policy:
         async with self._db.write() as conn:
             current = await self._policy(conn, who, policy_id)
-            await self._authorize_scope(
+            team = await self._authorize_scope(
                 conn, who, ScopeKind(current.scope_kind), current.scope_id, Action.POLICIES_WRITE
             )
             if expected_version is not None and expected_version != current.version:
@@ -200,16 +199,19 @@ class GovernanceService:
             compile_policy(updated)
             await repo.update_policy(conn, updated, who.user_id)
             await self._changed(conn)
+            await self._audit.append(conn, _policy_entry("policy.update", who, updated, team))
         return updated
 
     async def delete_policy(self, who: Principal, policy_id: str) -> None:
         async with self._db.write() as conn:
             current = await self._policy(conn, who, policy_id)
-            await self._authorize_scope(
+            team = await self._authorize_scope(
                 conn, who, ScopeKind(current.scope_kind), current.scope_id, Action.POLICIES_WRITE
             )
             await repo.delete_policy(conn, current, who.user_id, utcnow())
             await self._changed(conn)
+            gone = replace(current, version=current.version + 1)  # the version deletion wrote
+            await self._audit.append(conn, _policy_entry("policy.delete", who, gone, team))
 
     async def policy_history(self, who: Principal, policy_id: str) -> list[dict[str, Any]]:
         async with self._db.read() as conn:
@@ -301,7 +303,7 @@ class GovernanceService:
         zone(timezone)
         now = utcnow()
         async with self._db.write() as conn:
-            await self._authorize_scope(conn, who, kind, id_, Action.BUDGETS_WRITE)
+            team = await self._authorize_scope(conn, who, kind, id_, Action.BUDGETS_WRITE)
             found = await repo.find_budget(conn, who.org_id, kind.value, id_, period)
             budget = Budget(
                 id=found.id if found else new_id("budget"), org_id=who.org_id,
@@ -312,28 +314,41 @@ class GovernanceService:
             )  # fmt: skip
             await repo.upsert_budget(conn, budget, new=found is None)
             await self._changed(conn)
+            await self._audit.append(conn, entry(
+                "budget.set", ("budget", budget.id), actor=who, org_id=who.org_id, team_id=team,
+                details={"scope": scope, "limit_micros": budget.limit_micros, "period": period,
+                         "timezone": timezone, "soft_percent": soft_percent,
+                         "version": budget.version},
+            ))  # fmt: skip
         return (await self._views([budget]))[0]
+
+    async def _budget(
+        self, conn: AsyncConnection, who: Principal, budget_id: str, action: Action
+    ) -> tuple[Budget, str | None]:
+        """The budget, if ``who`` may do ``action`` on it, and the team it belongs to."""
+        budget = await repo.get_budget(conn, budget_id)
+        if budget is None or budget.org_id != who.org_id:
+            raise NotFound(f"budget {budget_id} not found")
+        team = await self._authorize_scope(
+            conn, who, ScopeKind(budget.scope_kind), budget.scope_id, action
+        )
+        return budget, team
 
     async def get_budget(self, who: Principal, budget_id: str) -> BudgetView:
         async with self._db.read() as conn:
-            budget = await repo.get_budget(conn, budget_id)
-            if budget is None or budget.org_id != who.org_id:
-                raise NotFound(f"budget {budget_id} not found")
-            await self._authorize_scope(
-                conn, who, ScopeKind(budget.scope_kind), budget.scope_id, Action.BUDGETS_READ
-            )
+            budget, _ = await self._budget(conn, who, budget_id, Action.BUDGETS_READ)
         return (await self._views([budget]))[0]
 
     async def delete_budget(self, who: Principal, budget_id: str) -> None:
         async with self._db.write() as conn:
-            budget = await repo.get_budget(conn, budget_id)
-            if budget is None or budget.org_id != who.org_id:
-                raise NotFound(f"budget {budget_id} not found")
-            await self._authorize_scope(
-                conn, who, ScopeKind(budget.scope_kind), budget.scope_id, Action.BUDGETS_WRITE
-            )
+            budget, team = await self._budget(conn, who, budget_id, Action.BUDGETS_WRITE)
             await repo.delete_budget(conn, budget_id)
             await self._changed(conn)
+            await self._audit.append(conn, entry(
+                "budget.delete", ("budget", budget_id), actor=who, org_id=who.org_id,
+                team_id=team, details={"scope": f"{budget.scope_kind}:{budget.scope_id}",
+                                       "period": budget.period},
+            ))  # fmt: skip
 
     async def list_budgets(
         self, who: Principal, *, scope: str | None, cursor: str | None, limit: int | None
@@ -350,60 +365,11 @@ class GovernanceService:
         usage = await self._governor.usage(budgets)
         return [BudgetView(b, *usage[b.id]) for b in budgets]
 
-    # -- prices -----------------------------------------------------------------------------
 
-    async def list_prices(self, who: Principal) -> list[PriceView]:
-        authorize(who, Action.BUDGETS_READ)
-        async with self._db.read() as conn:
-            rows = await repo.org_prices(conn, who.org_id)
-        own = {r.model for r in rows}
-        shipped = [p for p in SHIPPED_PRICES if p.model not in own]
-        views = [_price_view(p, "shipped") for p in shipped]
-        views += [
-            _price_view(
-                ModelPrice(
-                    r.model,
-                    r.input_micros,
-                    r.output_micros,
-                    r.cache_read_micros,
-                    r.cache_write_micros,
-                ),
-                "org",
-            )
-            for r in rows
-        ]
-        return sorted(views, key=lambda v: v.model)
-
-    async def set_price(
-        self,
-        who: Principal,
-        model: str,
-        *,
-        input_usd_per_mtok: float,
-        output_usd_per_mtok: float,
-        cache_read_usd_per_mtok: float | None,
-    ) -> PriceView:
-        authorize_org_scope(who, Action.BUDGETS_WRITE)
-        if min(input_usd_per_mtok, output_usd_per_mtok, cache_read_usd_per_mtok or 0) < 0:
-            raise InvalidRequest("prices must be >= 0", code="invalid_price")
-        read = None if cache_read_usd_per_mtok is None else usd_to_micros(cache_read_usd_per_mtok)
-        row = ModelPriceRow(
-            who.org_id, model, usd_to_micros(input_usd_per_mtok),
-            usd_to_micros(output_usd_per_mtok), read, None, utcnow(),
-        )  # fmt: skip
-        async with self._db.write() as conn:
-            await repo.put_price(conn, row)
-            await self._changed(conn)
-        return _price_view(ModelPrice(model, row.input_micros, row.output_micros, read), "org")
-
-    async def delete_price(self, who: Principal, model: str) -> None:
-        authorize_org_scope(who, Action.BUDGETS_WRITE)
-        async with self._db.write() as conn:
-            if not await repo.delete_price(conn, who.org_id, model):
-                raise NotFound(f"no price of this org for {model!r}")
-            await self._changed(conn)
-
-
-def _price_view(price: ModelPrice, source: str) -> PriceView:
-    read = None if price.cache_read_micros is None else price.cache_read_micros / 1e6
-    return PriceView(price.model, price.input_micros / 1e6, price.output_micros / 1e6, read, source)
+def _policy_entry(action: str, who: Principal, policy: Policy, team: str | None) -> AuditEntry:
+    return entry(
+        action, ("policy", policy.id), actor=who, org_id=who.org_id, team_id=team,
+        policy=(policy.id, policy.version),
+        details={"scope": f"{policy.scope_kind}:{policy.scope_id}", "kind": policy.kind,
+                 "enabled": policy.enabled, "body_sha256": digest(policy.body)},
+    )  # fmt: skip

@@ -51,6 +51,7 @@ class Action(StrEnum):
     BUDGETS_WRITE = "budgets:write"
     APPROVALS_READ = "approvals:read"
     APPROVALS_RESOLVE = "approvals:resolve"
+    AUDIT_READ = "audit:read"
 
 
 MINIMUM_ROLE: dict[Action, Role] = {
@@ -76,6 +77,8 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.APPROVALS_READ: Role.VIEWER,
     # Who may answer a given approval is the rule's business (decide(APPROVAL_RESOLVE)).
     Action.APPROVALS_RESOLVE: Role.VIEWER,
+    # Everyone reads the audit records of their own team and their own actions; admins all.
+    Action.AUDIT_READ: Role.VIEWER,
 }
 
 

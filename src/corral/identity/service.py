@@ -8,6 +8,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from corral.audit.log import AuditLog
+from corral.audit.record import AuditEntry, entry
 from corral.domain.errors import InvalidRequest, NotFound, Unauthenticated
 from corral.domain.ids import new_id
 from corral.domain.records import ApiKey, Org, Page, Team, User
@@ -46,8 +48,9 @@ class Bootstrap:
 
 
 class IdentityService:
-    def __init__(self, db: Database, hash_key: bytes) -> None:
+    def __init__(self, db: Database, hash_key: bytes, audit: AuditLog) -> None:
         self._db = db
+        self._audit = audit
         self._hash_key = hash_key
         self._touched: dict[str, float] = {}
 
@@ -69,6 +72,13 @@ class IdentityService:
             admin = User(new_id("user"), org.id, None, "Admin", admin_email, Role.ADMIN, now)
             await repo.insert_user(conn, admin)
             issued = await self._issue(conn, admin, "bootstrap", Role.ADMIN, None, None)
+            await self._audit.append_many(conn, [
+                entry("org.create", ("org", org.id), actor=None, org_id=org.id,
+                      details={"name": org_name}),
+                entry("user.create", ("user", admin.id), actor=None, org_id=org.id,
+                      details={"email": admin_email, "role": Role.ADMIN}),
+                _key_entry(None, issued.key),
+            ])  # fmt: skip
             return Bootstrap(org, admin, issued)
 
     async def authenticate(self, plaintext: str) -> Principal:
@@ -78,10 +88,13 @@ class IdentityService:
         if key is None or not keygen.matches(plaintext, key.hash, self._hash_key):
             raise Unauthenticated("API key is not valid")
         now = utcnow()
+        # The key's identity rides along (never shown to the caller) for the audit record.
+        owner = {"key_id": key.id, "user_id": key.user_id, "org_id": key.org_id,
+                 "team_id": key.team_id, "role": key.role}  # fmt: skip
         if key.revoked_at is not None:
-            raise Unauthenticated("API key was revoked", code="key_revoked")
+            raise Unauthenticated("API key was revoked", code="key_revoked", **owner)
         if key.expires_at is not None and key.expires_at <= now:
-            raise Unauthenticated("API key has expired", code="key_expired")
+            raise Unauthenticated("API key has expired", code="key_expired", **owner)
         await self._touch(key.id, now)
         return Principal(key.id, key.user_id, key.org_id, key.team_id, key.role, epoch)
 
@@ -100,6 +113,10 @@ class IdentityService:
         team = Team(new_id("team"), who.org_id, name, utcnow())
         async with self._db.write() as conn:
             await repo.insert_team(conn, team)
+            await self._audit.append(conn, entry(
+                "team.create", ("team", team.id), actor=who, org_id=who.org_id, team_id=team.id,
+                details={"name": name},
+            ))  # fmt: skip
         return team
 
     async def get_team(self, who: Principal, team_id: str) -> Team:
@@ -134,6 +151,10 @@ class IdentityService:
         user = User(new_id("user"), who.org_id, team_id, name, email, role, utcnow())
         async with self._db.write() as conn:
             await repo.insert_user(conn, user)
+            await self._audit.append(conn, entry(
+                "user.create", ("user", user.id), actor=who, org_id=who.org_id, team_id=team_id,
+                details={"name": name, "email": email, "role": role},
+            ))  # fmt: skip
         return user
 
     async def get_user(self, who: Principal, user_id: str) -> User:
@@ -177,7 +198,9 @@ class IdentityService:
         if expires_at is not None and expires_at <= utcnow():
             raise InvalidRequest("expires_at must be in the future", code="expired")
         async with self._db.write() as conn:
-            return await self._issue(conn, owner, name, granted, expires_at, None)
+            issued = await self._issue(conn, owner, name, granted, expires_at, None)
+            await self._audit.append(conn, _key_entry(who, issued.key))
+        return issued
 
     async def _issue(
         self,
@@ -248,7 +271,11 @@ class IdentityService:
             await repo.revoke_key(conn, key_id, utcnow())
             await governance_repo.bump_epoch(conn)
             key = await repo.get_key(conn, key_id)
-        assert key is not None
+            assert key is not None
+            await self._audit.append(conn, entry(
+                "key.revoke", ("key", key_id), actor=who, org_id=who.org_id, team_id=key.team_id,
+                details={"owner": key.user_id},
+            ))  # fmt: skip
         return key
 
     async def rotate_key(self, who: Principal, key_id: str) -> IssuedKey:
@@ -262,4 +289,16 @@ class IdentityService:
             issued = await self._issue(conn, owner, old.name, old.role, old.expires_at, old.id)
             await repo.revoke_key(conn, old.id, utcnow())
             await governance_repo.bump_epoch(conn)
+            await self._audit.append(conn, entry(
+                "key.rotate", ("key", old.id), actor=who, org_id=who.org_id, team_id=old.team_id,
+                details={"owner": old.user_id, "successor": issued.key.id},
+            ))  # fmt: skip
         return issued
+
+
+def _key_entry(who: Principal | None, key: ApiKey) -> AuditEntry:
+    return entry(
+        "key.create", ("key", key.id), actor=who, org_id=key.org_id, team_id=key.team_id,
+        details={"name": key.name, "owner": key.user_id, "role": key.role,
+                 "expires_at": key.expires_at},
+    )  # fmt: skip

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from corral.audit.record import AuditEntry, AuditOutcome, entry
 from corral.domain.errors import Conflict, Forbidden, InvalidRequest, RuntimeFailure
 from corral.domain.events import (
     ApprovalDecision,
@@ -159,6 +160,8 @@ class Enforcement(RuntimeRequests):
                     conn, approval_id, decided_by="policy", policy_id=decision.policy_id,
                     policy_version=decision.policy_version,
                 )  # fmt: skip
+                session = await session_repo.get_session(conn, pump.session_id)
+                await self._audit.append(conn, _answered(session, approval, choice, decision))
         adapter = pump.adapter
         if not claimed or not supports_approvals(adapter):
             return
@@ -171,6 +174,9 @@ class Enforcement(RuntimeRequests):
                         exc.detail)  # fmt: skip
             async with self._db.write() as conn:
                 await approval_repo.release(conn, approval_id)
+                session = await session_repo.get_session(conn, pump.session_id)
+                failed = _answered(session, approval, choice, decision, error=exc.detail)
+                await self._audit.append(conn, failed)
             return
         resolved = {
             "native_approval_id": approval.native_id, "decision": choice.value,
@@ -197,6 +203,15 @@ class Enforcement(RuntimeRequests):
                 approvers={"roles": list(rule.roles), "users": list(rule.users)},
                 expires_at=utcnow() + timedelta(seconds=ttl),
             )  # fmt: skip
+            session = await session_repo.get_session(conn, pump.session_id)
+            await self._audit.append(conn, entry(
+                "approval.ask", ("approval", approval_id), actor=None,
+                org_id=session.org_id if session else None,
+                team_id=session.team_id if session else None, decision=decision.outcome.value,
+                policy=(decision.policy_id, decision.policy_version),
+                outcome=AuditOutcome.PENDING, details={"session_id": pump.session_id,
+                "roles": list(rule.roles), "users": list(rule.users), "ttl_seconds": ttl},
+            ))  # fmt: skip
         data = decision_data(decision, act=Act.TOOL_USE.value, approval_id=approval_id,
                              approvers={"roles": list(rule.roles), "users": list(rule.users)},
                              expires_in_seconds=ttl)  # fmt: skip
@@ -236,6 +251,8 @@ class Enforcement(RuntimeRequests):
                 )  # fmt: skip
                 if claimed:
                     await approval_repo.annotate(conn, approval.id, decided_by="expiry")
+                    expired = _answered(session, approval, ApprovalDecision.DENY, None)
+                    await self._audit.append(conn, expired)
             if not claimed:
                 continue
             try:
@@ -334,6 +351,11 @@ class Enforcement(RuntimeRequests):
             assert locked is not None
             end = machine.Snapshot(SessionState.TERMINATED, 0, StopReason.KILLED.value)
             moved = await recorder.transition(conn, locked, end, None, utcnow())
+            await self._audit.append(conn, entry(
+                "session.kill", ("session", session.id), actor=who, org_id=session.org_id,
+                team_id=session.team_id, details={"reason": data["reason"],
+                "state": session.state, "runtime_error": runtime_error},
+            ))  # fmt: skip
         self._hub.publish(session.id, [moved])
 
 
@@ -345,3 +367,24 @@ def _subject_for(who: Principal, agent: Agent | None) -> Subject:
         user_id=who.user_id,
         key_id=who.key_id,
     )
+
+
+def _answered(
+    session: Session | None,
+    approval: Approval,
+    choice: ApprovalDecision,
+    decision: Decision | None,
+    *,
+    error: str | None = None,
+) -> AuditEntry:
+    """An approval answered by a policy (``decision``) or by expiry (``None``)."""
+    return entry(
+        "approval.answer", ("approval", approval.id), actor=None,
+        org_id=session.org_id if session else None, team_id=session.team_id if session else None,
+        decision="deny" if choice is ApprovalDecision.DENY else "allow",
+        policy=(decision.policy_id, decision.policy_version) if decision else (None, None),
+        outcome=AuditOutcome.ERROR if error else AuditOutcome.SUCCESS,
+        details={"by": "policy" if decision else "expiry", "choice": choice.value,
+                 "session_id": approval.session_id, "tool": approval.name,
+                 "call_id": approval.call_id, "error": error},
+    )  # fmt: skip

@@ -85,6 +85,10 @@ class EventHub:
         #: Whether every write that matters reaches :meth:`notify`/:meth:`publish`/
         #: :meth:`remote`; decides how long streams may wait before re-reading the store.
         self.complete: Callable[[], bool] = lambda: True
+        #: Told of every batch this process commits and publishes, whoever recorded it (pumps,
+        #: and the service paths pumps never see: turn starts, answered approvals, kills).
+        #: Telemetry hangs here; taps are synchronous and must neither block nor raise.
+        self.taps: list[Callable[[str, list[Event]], None]] = []
 
     def drain(self) -> None:
         self.draining = True
@@ -102,6 +106,8 @@ class EventHub:
 
     def publish(self, session_id: str, events: list[Event]) -> None:
         """Events this process just committed for the session, in seq order."""
+        for tap in self.taps:
+            tap(session_id, events)
         tail = self._tails.get(session_id)
         if tail is None or not events:
             return

@@ -83,7 +83,10 @@ class Oversight:
         self._db = db
         self._governor = governor
         self._turns: dict[str, TurnState] = {}  # session id -> its live turn
-        self.settlement = TurnSettlement(db, governor)
+        # Parked well inside the ledger's grace for ended turns, so their own settlement always
+        # comes before a sweeper would settle them from the log.
+        grace = min(3.0, governor.ledger.timings.durable_grace / 4)
+        self.settlement = TurnSettlement(db, governor, grace=grace)
         self.enforcer: Enforcer | None = None
 
     async def begin(

@@ -51,10 +51,10 @@ class Pump:
         writer: EventWriter,
         hub: EventHub,
         timings: PumpTimings,
-        observer: Observer | None = None,
+        observers: tuple[Observer, ...] = (),
     ) -> None:
         self.session_id = session_id
-        self._observer = observer
+        self._observers = observers
         self.native_session_id = native_session_id
         self.adapter = adapter
         self.mapper: EventMapper = adapter.mapper()
@@ -93,8 +93,8 @@ class Pump:
             self.last_turn_id, self.turn_id = self.turn_id, None
         if stored:
             self._hub.publish(self.session_id, stored)
-            if self._observer is not None:
-                await self._observer(self, stored)
+            for observer in self._observers:
+                await observer(self, stored)
 
     async def reconcile(self, *, complete_if_idle: bool = True) -> None:
         """Catch up from the runtime's own record; dedupe makes repeats harmless.
@@ -168,7 +168,8 @@ class PumpRegistry:
         self._hub = hub
         self._timings = timings or PumpTimings()
         self._pumps: dict[str, Pump] = {}
-        self.observer: Observer | None = None
+        #: Called in order with every batch any pump records (governance, telemetry).
+        self.observers: list[Observer] = []
 
     def get(self, session_id: str) -> Pump | None:
         return self._pumps.get(session_id)
@@ -207,7 +208,7 @@ class PumpRegistry:
             writer=self._writer,
             hub=self._hub,
             timings=self._timings,
-            observer=self.observer,
+            observers=tuple(self.observers),
         )
         self._pumps[session_id] = pump
         pump.task = asyncio.create_task(pump.run(self._forget), name=f"pump-{session_id}")

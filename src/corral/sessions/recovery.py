@@ -24,6 +24,7 @@ from corral.store import sessions as session_repo
 from corral.store.db import Database
 from corral.store.leases import RunningTurn
 from corral.store.types import utcnow
+from corral.telemetry.propagation import turn_context
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ class TurnRecovery:
             pump.begin_turn(turn.turn_id)
         delivered_now = False
         if turn.input_id is not None:
-            delivered_now = await self._deliver_once(session.id, turn.input_id, adapter, pump)
+            delivered_now = await self._deliver_once(
+                session.id, turn.turn_id, turn.input_id, adapter, pump
+            )
         pump.mark_delivered()
         if session.state is SessionState.CANCELLING:
             await adapter.cancel(session.native_session_id)
@@ -77,7 +80,7 @@ class TurnRecovery:
         await pump.reconcile(complete_if_idle=False)
 
     async def _deliver_once(
-        self, session_id: str, input_id: str, adapter: RuntimeAdapter, pump: Pump
+        self, session_id: str, turn_id: str, input_id: str, adapter: RuntimeAdapter, pump: Pump
     ) -> bool:
         """Deliver a pending input unless the runtime already has it; True if sent now."""
         async with self._db.read() as conn:
@@ -91,7 +94,9 @@ class TurnRecovery:
             if held.count(text) > delivered.count(text):
                 await self._mark(input_id, "delivered")
                 return False
-        await adapter.send(pump.native_session_id, text, await self._spec(session_id))
+        spec = await self._spec(session_id)
+        with turn_context(turn_id):  # the runtime's own spans join the turn's trace
+            await adapter.send(pump.native_session_id, text, spec)
         await self._mark(input_id, "delivered")
         log.info("session %s: delivered input %s after recovery", session_id, input_id)
         return True

@@ -7,6 +7,8 @@ log holds one resolution whichever report lands first.
 
 from __future__ import annotations
 
+from corral.audit.log import AuditLog
+from corral.audit.record import entry
 from corral.domain.errors import CapabilityUnsupported, Conflict, NotFound, RuntimeFailure
 from corral.domain.events import (
     ApprovalDecision,
@@ -35,6 +37,7 @@ from corral.store.types import utcnow
 
 class RuntimeRequests(SessionQueries):
     _pool: AdapterPool
+    _audit: AuditLog
 
     async def _adapter_of(self, session: Session) -> RuntimeAdapter:
         return await self._pool.for_runtime(
@@ -129,6 +132,13 @@ class RuntimeRequests(SessionQueries):
                 conn, session_id, [draft], turn_id=approval.turn_id, at=utcnow()
             )
             resolved = await approval_repo.get_approval(conn, session_id, approval_id)
+            await self._audit.append(conn, entry(
+                "approval.answer", ("approval", approval_id), actor=who, org_id=session.org_id,
+                team_id=session.team_id,
+                decision="deny" if decision is ApprovalDecision.DENY else "allow",
+                details={"by": "human", "choice": decision.value, "session_id": session_id,
+                         "tool": approval.name, "call_id": approval.call_id},
+            ))  # fmt: skip
         self._hub.publish(session_id, stored)
         assert resolved is not None
         return resolved

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from corral.audit.log import AuditLog
+from corral.audit.record import entry
 from corral.domain.errors import (
     AgentPaused,
     Conflict,
@@ -48,6 +50,7 @@ from corral.store import sessions as repo
 from corral.store.db import Database
 from corral.store.errors import conflict_on_duplicate
 from corral.store.types import utcnow
+from corral.telemetry.propagation import turn_context
 
 
 def request_hash(body: Any) -> str:
@@ -103,15 +106,17 @@ class SessionService(Enforcement):
         pumps: PumpRegistry,
         lease: LeaseTerms,
         governor: Governor,
+        audit: AuditLog,
     ) -> None:
         super().__init__(db, hub)
+        self._audit = audit
         self._pool = pool
         self._pumps = pumps
         self._lease = lease
         self._governor = governor
         self.oversight = Oversight(db, governor)
         self.oversight.enforcer = self
-        pumps.observer = self.oversight.observe
+        pumps.observers.append(self.oversight.observe)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -187,6 +192,11 @@ class SessionService(Enforcement):
                         conn, key_id=who.key_id, scope="sessions", idempotency_key=idem.key,
                         request_hash=idem.body_hash, resource_id=session.id, at=now,
                     )  # fmt: skip
+            await self._audit.append(conn, entry(
+                "session.start", ("session", session.id), actor=who, org_id=who.org_id,
+                team_id=agent.team_id, details={"agent_id": agent.id,
+                "agent_version": agent.version, "runtime_id": agent.runtime_id},
+            ))  # fmt: skip
         adapter = await self._pool.for_runtime(
             agent.runtime_id, team_id=agent.team_id, agent_id=agent.id
         )
@@ -282,7 +292,8 @@ class SessionService(Enforcement):
             await self.oversight.begin(session, turn_id, agent.model, admitted.reservation)
         self._hub.publish(session_id, stored)
         try:
-            await adapter.send(native_id, text, _spec(agent))
+            with turn_context(turn_id):  # the runtime gets the turn's traceparent
+                await adapter.send(native_id, text, _spec(agent))
         except RuntimeFailure as exc:
             await pump.record(_failure_drafts(exc, turn_id))
             await self._mark_input(input_id, "failed")

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from corral.domain.errors import Conflict
 from corral.store import migrate
 from corral.store.db import Database
-from corral.store.tables import governance_epoch, metadata
+from corral.store.tables import audit_head, governance_epoch, metadata
 
 BATCH = 2000
 #: Rows the migrations themselves create: replaced by the source's, not counted as "not empty".
-_SEEDED = (governance_epoch,)
+_SEEDED = (governance_epoch, audit_head)
 
 
 async def copy_database(source: Database, target: Database) -> dict[str, int]:

@@ -18,6 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from corral.domain.errors import InvalidRequest
+
 _WRITE = "corral_write"
 #: Execution option on write connections naming the writer (see ``Database.origin``).
 ORIGIN_OPTION = "corral_origin"
@@ -51,6 +53,23 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: sa.Connection) -> None:
         mode = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
         conn.exec_driver_sql(mode)
+
+
+#: PostgreSQL refuses NUL characters in text and JSON (SQLite stores them): the caller's input
+#: is at fault, so it is a 422, not a server error.
+_BAD_TEXT_STATES = frozenset({"22021", "22P05"})
+
+
+@asynccontextmanager
+async def _text_refused() -> AsyncIterator[None]:
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) in _BAD_TEXT_STATES:
+            raise InvalidRequest(
+                "text must not contain NUL characters (\\u0000)", code="invalid_characters"
+            ) from exc
+        raise
 
 
 class Database:
@@ -92,7 +111,7 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A read-write transaction; committed on success, rolled back on any exception."""
-        async with contextlib.AsyncExitStack() as stack:
+        async with _text_refused(), contextlib.AsyncExitStack() as stack:
             if self._write_lock is not None:
                 await stack.enter_async_context(self._write_lock)
             conn = await stack.enter_async_context(self.engine.connect())
@@ -102,7 +121,7 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
+        async with _text_refused(), self.engine.connect() as conn, conn.begin():
             yield conn
 
     async def ping(self) -> None:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from corral.store.tables import budgets, ledger_holds, ledger_windows, turns
+from corral.store.tables import budgets, events, ledger_holds, ledger_windows, turns
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +158,8 @@ async def sweep_expired(
     conn: AsyncConnection, now: datetime, *, grace: timedelta, limit: int = 500
 ) -> int:
     """Return expired holds to their windows (a dead replica's slices; a turn's reservation once
-    the turn is over or never started); how many. A running turn's holds get more time."""
+    the turn is over or never started); how many. A running turn's holds get more time. A
+    turn's hold that nobody settled (its replica died first) is settled from the turn's log."""
     query = (
         sa.select(
             ledger_holds.c.id,
@@ -176,15 +177,22 @@ async def sweep_expired(
     turn_ids = {
         r.holder.removeprefix(TURN_HOLDER) for r in rows if r.holder.startswith(TURN_HOLDER)
     }
-    running: set[str] = set()
+    status: dict[str, str] = {}
+    recent: set[str] = set()  # ended within the grace: their own replica may settle them yet
     if turn_ids:
         found = await conn.execute(
-            sa.select(turns.c.id).where(turns.c.id.in_(turn_ids), turns.c.status == "running")
+            sa.select(turns.c.id, turns.c.status, turns.c.completed_at).where(
+                turns.c.id.in_(turn_ids)
+            )
         )
-        running = {r.id for r in found}
+        for r in found:
+            status[r.id] = r.status
+            if r.status == "running" or (r.completed_at and r.completed_at > now - grace):
+                recent.add(r.id)
     swept = 0
     for row in rows:
-        if row.holder.removeprefix(TURN_HOLDER) in running:
+        turn_id = row.holder.removeprefix(TURN_HOLDER) if row.holder.startswith(TURN_HOLDER) else ""
+        if turn_id in recent:
             await conn.execute(
                 sa.update(ledger_holds)
                 .where(ledger_holds.c.id == row.id)
@@ -194,8 +202,22 @@ async def sweep_expired(
         deleted = await conn.execute(sa.delete(ledger_holds).where(ledger_holds.c.id == row.id))
         if deleted.rowcount:
             await add_reserved(conn, row.account, row.window_start, -int(row.amount))
+            if turn_id in status:
+                spent = await _turn_cost(conn, turn_id, status[turn_id], int(row.amount))
+                await add_spent(conn, row.account, row.window_start, spent)
             swept += 1
     return swept
+
+
+async def _turn_cost(conn: AsyncConnection, turn_id: str, status: str, estimate: int) -> int:
+    """What an ended turn cost by its log: its usage events, else its estimate if it ran."""
+    rows = await conn.execute(
+        sa.select(events.c.data).where(events.c.turn_id == turn_id, events.c.type == "usage")
+    )
+    costs = [int((r.data or {}).get("cost_micros") or 0) for r in rows]
+    if costs:
+        return sum(costs)
+    return estimate if status in ("completed", "stopped") else 0
 
 
 async def holds_of(conn: AsyncConnection, holder: str) -> list[tuple[str, str, datetime, int]]:

@@ -166,6 +166,12 @@ async def count_sessions(conn: AsyncConnection) -> int:
     return int((await conn.execute(sa.select(sa.func.count()).select_from(sessions))).scalar_one())
 
 
+async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
+    """Sessions per state, across every org (the ``/metrics`` gauge): one GROUP BY."""
+    query = sa.select(sessions.c.state, sa.func.count()).group_by(sessions.c.state)
+    return {str(state): int(n) for state, n in (await conn.execute(query)).all()}
+
+
 async def turn_of_input(conn: AsyncConnection, input_id: str) -> str:
     row = (await conn.execute(sa.select(inputs.c.turn_id).where(inputs.c.id == input_id))).first()
     return str(row.turn_id) if row else ""

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.domain.errors import CorralError
 from corral.domain.ids import new_id
+from corral.store import audit as audit_repo
 from corral.store import runtimes as runtime_repo
 from corral.store.db import Database
 from corral.vault import envelope
@@ -29,6 +30,11 @@ SCOPE_ORDER = ("agent", "team", "org")
 class VaultError(CorralError):
     code = "vault_error"
     title = "Vault error"
+
+
+def audit_key_aad(key_id: str) -> bytes:
+    """What binds a sealed audit signing key to its row."""
+    return f"corral-audit-key|{key_id}".encode()
 
 
 def _aad(secret_id: str, runtime_id: str, scope_type: str, scope_id: str) -> bytes:
@@ -126,6 +132,16 @@ class Vault:
         row = min(rows, key=lambda r: SCOPE_ORDER.index(r["scope_type"]))
         return SecretRef(row, f"{row['id']}:{row['updated_at'].isoformat()}")
 
+    def seal(self, plaintext: bytes, aad: bytes) -> tuple[envelope.Sealed, int]:
+        """Seal one of Corral's own secrets (not a credential) under the active master key."""
+        return envelope.seal(plaintext, self._keyring.active_key, aad), self._keyring.active
+
+    def unseal(self, sealed: envelope.Sealed, kek_version: int, aad: bytes) -> bytes:
+        try:
+            return envelope.open_sealed(sealed, self._kek(kek_version), aad)
+        except (InvalidTag, KeyringError) as exc:
+            raise VaultError("a sealed value cannot be decrypted with this master key") from exc
+
     def open(self, ref: SecretRef) -> dict[str, Any]:
         row = ref.row
         aad = _aad(row["id"], row["runtime_id"], row["scope_type"], row["scope_id"])
@@ -172,4 +188,10 @@ async def rotate_master_key(db: Database, keyring: Keyring) -> tuple[Keyring, in
             )
             await runtime_repo.rewrap_secret(conn, row["id"], wrapped, rotated.active)
             count += 1
+        for row in await audit_repo.signing_keys(conn):  # not counted: not a credential
+            aad = audit_key_aad(row["id"])
+            wrapped = envelope.rewrap(
+                row["wrapped_dek"], rotated.key(row["kek_version"]), rotated.active_key, aad
+            )
+            await audit_repo.rewrap_signing_key(conn, row["id"], wrapped, rotated.active)
     return rotated, count

@@ -16,14 +16,14 @@ Model = Path(min_length=1, max_length=200, description="e.g. 'gpt-4o' or 'anthro
 @router.get("", response_model=PageOut[Price])
 async def list_prices(who: Caller, svc: Svc) -> PageOut[Price]:
     """Every known price, by model name; the org's own (`source` 'org') replace shipped ones."""
-    prices = await svc.governance.list_prices(who)
+    prices = await svc.prices.list_prices(who)
     return PageOut[Price](data=[Price.model_validate(p) for p in prices], next_cursor=None)
 
 
 @router.put("/{model:path}", response_model=Price)
 async def set_price(body: PricePut, who: Caller, svc: Svc, model: str = Model) -> Price:
     """Price a model for this org, in USD per million tokens (admins only)."""
-    price = await svc.governance.set_price(
+    price = await svc.prices.set_price(
         who,
         model,
         input_usd_per_mtok=body.input_usd_per_mtok,
@@ -36,5 +36,5 @@ async def set_price(body: PricePut, who: Caller, svc: Svc, model: str = Model) -
 @router.delete("/{model:path}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_price(who: Caller, svc: Svc, model: str = Model) -> Response:
     """Remove the org's price of a model (the shipped one, if any, applies again)."""
-    await svc.governance.delete_price(who, model)
+    await svc.prices.delete_price(who, model)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

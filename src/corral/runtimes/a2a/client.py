@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from corral.domain.errors import RuntimeRejected, RuntimeUnreachable
-from corral.runtimes.http import RUNTIME_LIMITS
+from corral.runtimes.http import RUNTIME_LIMITS, runtime_event_hooks
 from corral.runtimes.sse import iter_sse, json_object, malformed_frames
 
 _TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -123,7 +123,9 @@ class A2AClient:
         self.base_url = base_url.rstrip("/")
         self._config = config
         self._credentials = credentials
-        self._http = httpx.AsyncClient(timeout=_TIMEOUT, limits=RUNTIME_LIMITS)
+        self._http = httpx.AsyncClient(
+            timeout=_TIMEOUT, limits=RUNTIME_LIMITS, event_hooks=runtime_event_hooks()
+        )
         self._ids = itertools.count(1)
         self.card: dict[str, Any] | None = None
         self.protocol = V03

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from corral.domain.errors import RuntimeRejected, RuntimeUnreachable
-from corral.runtimes.http import RUNTIME_LIMITS
+from corral.runtimes.http import RUNTIME_LIMITS, runtime_event_hooks
 from corral.runtimes.sse import iter_sse, json_object
 
 BETA = "managed-agents-2026-04-01"
@@ -57,6 +57,7 @@ class ClaudeAgentsClient:
             headers=headers,
             timeout=_TIMEOUT,
             limits=RUNTIME_LIMITS,
+            event_hooks=runtime_event_hooks(),
         )
 
     async def aclose(self) -> None:

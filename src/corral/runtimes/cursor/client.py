@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from corral.domain.errors import RuntimeRejected, RuntimeUnreachable
-from corral.runtimes.http import RUNTIME_LIMITS
+from corral.runtimes.http import RUNTIME_LIMITS, runtime_event_hooks
 from corral.runtimes.sse import SseFrame, iter_sse
 
 __all__ = ["CursorClient", "cursor_code"]
@@ -62,6 +62,7 @@ class CursorClient:
             headers=headers,
             timeout=_TIMEOUT,
             limits=RUNTIME_LIMITS,
+            event_hooks=runtime_event_hooks(),
         )
 
     async def aclose(self) -> None:

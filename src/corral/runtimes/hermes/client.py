@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from corral.domain.errors import RuntimeRejected, RuntimeUnreachable
-from corral.runtimes.http import RUNTIME_LIMITS
+from corral.runtimes.http import RUNTIME_LIMITS, runtime_event_hooks
 from corral.runtimes.sse import iter_sse, json_object
 
 _TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -45,6 +45,7 @@ class HermesClient:
             headers=headers,
             timeout=_TIMEOUT,
             limits=RUNTIME_LIMITS,
+            event_hooks=runtime_event_hooks(),
         )
 
     async def aclose(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from corral.domain.errors import RuntimeRejected, RuntimeUnreachable
-from corral.runtimes.http import RUNTIME_LIMITS
+from corral.runtimes.http import RUNTIME_LIMITS, runtime_event_hooks
 from corral.runtimes.sse import SseFrame, iter_sse
 
 _TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -37,6 +37,7 @@ class LangGraphClient:
             headers=headers,
             timeout=_TIMEOUT,
             limits=RUNTIME_LIMITS,
+            event_hooks=runtime_event_hooks(),
         )
 
     async def aclose(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from corral.domain.errors import RuntimeRejected, RuntimeUnreachable
-from corral.runtimes.http import RUNTIME_LIMITS
+from corral.runtimes.http import RUNTIME_LIMITS, runtime_event_hooks
 from corral.runtimes.sse import iter_sse, json_object
 
 _TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -42,7 +42,11 @@ class OpenCodeClient:
         auth = httpx.BasicAuth(username or "opencode", password) if password else None
         self._params = {"directory": directory} if directory else {}
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), auth=auth, timeout=_TIMEOUT, limits=RUNTIME_LIMITS
+            base_url=base_url.rstrip("/"),
+            auth=auth,
+            timeout=_TIMEOUT,
+            limits=RUNTIME_LIMITS,
+            event_hooks=runtime_event_hooks(),
         )
 
     async def aclose(self) -> None:
