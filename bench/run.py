@@ -1,9 +1,9 @@
 """``python -m bench``: run every scenario on SQLite and PostgreSQL and print one table.
 
 Also writes ``bench/results/latest.json`` (``governance.json`` for the ``governance`` part of a
-run, or for ``--only governance`` alone). ``--quick`` is a ~2 minute smoke run with small N
-(a minute of it is ``recovery``, about 35 s ``governance``), plus about 5 minutes per
-backend for ``adapters``.
+run, or for ``--only governance`` alone; ``observability.json`` likewise for ``observability``).
+``--quick`` is a ~2 minute smoke run with small N (a minute of it is ``recovery``, about 35 s
+``governance``), plus about 5 minutes per backend for ``adapters``.
 PostgreSQL comes from ``CORRAL_TEST_DATABASE_URL`` (default: the loopback ``corral`` role);
 every database the run creates there is dropped at the end, also on failure or Ctrl-C.
 """
@@ -32,18 +32,19 @@ if __package__ in (None, ""):  # run as ``python bench/run.py``
 from rich.console import Console
 from rich.table import Table
 
-from bench import adapters, create, fleet, governance, ingest, recovery, runtimes
+from bench import adapters, create, fleet, governance, ingest, observability, recovery, runtimes
 from bench.harness import BACKENDS, Databases, machine_info, postgres_info
 from bench.live import LiveConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("create", "ingest", "fleet", "recovery", "adapters", "governance")
+SCENARIOS = ("create", "ingest", "fleet", "recovery", "adapters", "governance", "observability")
 LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 CONFIG_KEYS = ("sessions", "creates", "concurrent_creates", "workers", "turns", "ingest_sessions",
                "repeats", "deep_walks", "takeover_rounds", "backfill_steps", "backfill_repeats",
                "live_levels", "live_seconds", "live_rate", "live_sqlite", "adapters_sessions",
                "adapters_target", "adapters_interval", "adapters_hold", "adapters_kinds",
-               "governance_calls", "governance_seconds", "governance_concurrency")  # fmt: skip
+               "governance_calls", "governance_seconds", "governance_concurrency",
+               "observability_appends", "observability_calls", "observability_turns")  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -93,6 +94,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--governance-concurrency", type=int, default=64, help="coroutines in the ledger run"
     )
     parser.add_argument(
+        "--observability-appends", type=int, help="audit appends per variant (after warm-up)"
+    )
+    parser.add_argument(
+        "--observability-calls", type=int, help="decide() calls with and without listeners"
+    )
+    parser.add_argument(
+        "--observability-turns", type=int, help="turns replayed through the telemetry tap"
+    )
+    parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="comma list of: sqlite, postgres"
     )
     parser.add_argument(
@@ -110,7 +120,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--output",
         type=Path,
         help="JSON report (default bench/results/latest.json; governance.json for "
-        "--only governance)",
+        "--only governance, observability.json for --only observability)",
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -131,6 +141,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "adapters_hold": 10.0 if quick else 20.0,
         "governance_calls": 20_000 if quick else 30_000,
         "governance_seconds": 5.0 if quick else 8.0,
+        "observability_appends": 1_000 if quick else 3_000,
+        "observability_calls": 4_000 if quick else 20_000,
+        "observability_turns": 100 if quick else 400,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -141,8 +154,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     args.output_given = args.output is not None
     if args.output is None:
-        alone = args.only == ["governance"]
-        args.output = RESULTS / ("governance.json" if alone else "latest.json")
+        alone = {("governance",): "governance.json", ("observability",): "observability.json"}
+        args.output = RESULTS / alone.get(tuple(args.only), "latest.json")
     for backend in args.backends:
         if backend not in BACKENDS:
             parser.error(f"unknown backend {backend!r}")
@@ -194,6 +207,9 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             "recovery": lambda b: recovery.run(dbs, b, workdir, _recovery_config(args)),
             "adapters": lambda b: adapters.run(dbs, b, workdir, _adapters_config(args)),
             "governance": lambda b: governance.run(dbs, b, workdir, _governance_config(args)),
+            "observability": lambda b: observability.run(
+                dbs, b, workdir, _observability_config(args)
+            ),
         }  # fmt: skip
         for scenario in SCENARIOS:
             if scenario not in args.only:
@@ -239,6 +255,15 @@ def _governance_config(args: argparse.Namespace) -> governance.GovernanceConfig:
         calls=args.governance_calls,
         seconds=args.governance_seconds,
         concurrency=args.governance_concurrency,
+    )
+
+
+def _observability_config(args: argparse.Namespace) -> observability.ObservabilityConfig:
+    return observability.ObservabilityConfig(
+        appends=args.observability_appends,
+        calls=args.observability_calls,
+        turns=args.observability_turns,
+        recorded_turns=6 if args.quick else 20,
     )
 
 
@@ -310,6 +335,8 @@ def rows(report: dict[str, Any]) -> list[Row]:
         out += adapters.table_rows(report)
     if "governance" in ran:
         out += governance.table_rows(report)
+    if "observability" in ran:
+        out += observability.table_rows(report)
     return out
 
 
@@ -482,15 +509,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     report["seconds"] = round(time.perf_counter() - started, 1)
     render(report, console)
     gov = RESULTS / "governance.json"
+    obs = RESULTS / "observability.json"
     written = [args.output]
     if args.output == gov:  # --only governance: the governance report alone
         governance.save(report, gov)
+    elif args.output == obs:  # --only observability: that report alone
+        observability.save(report, obs)
     else:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2) + "\n")
         if "governance" in report["scenarios"] and not args.output_given:
             governance.save(report, gov)
             written.append(gov)
+        if "observability" in report["scenarios"] and not args.output_given:
+            observability.save(report, obs)
+            written.append(obs)
     console.print(f"total {report['seconds']} s; wrote {', '.join(map(str, written))}")
     if report["errors"]:
         sys.exit(1)

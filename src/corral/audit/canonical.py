@@ -9,6 +9,7 @@ odd input (a lone surrogate, a NaN, a huge integer) can never make an append fai
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -25,8 +26,38 @@ _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def canonical(value: Any) -> bytes:
-    """The RFC 8785 serialization of a (clean) JSON value."""
+    """The RFC 8785 serialization of a (clean) JSON value.
+
+    Most records hold only ASCII-keyed objects, strings, integers, booleans and nulls; for those
+    the C ``json`` encoder with sorted keys writes exactly the JCS bytes (same key order, same
+    minimal escapes), several times faster than the pure-Python JCS encoder, which serves the
+    rest (floats, non-ASCII keys).
+    """
+    if _plain(value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return rfc8785.dumps(value)
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_SAFE_INT <= value <= _SAFE_INT
+    if isinstance(value, str):
+        return value.isascii() or _utf8(value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return False  # floats (JCS number formatting), anything else
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
