@@ -144,7 +144,13 @@ async def test_sessions_decisions_and_refusals_are_recorded(
     assert (decision["resource_type"], decision["resource_id"]) == ("agent", agent_id)
     assert (decision["user_id"], decision["role"]) == (w["users"]["developer"], "developer")
 
-    assert one(started, resource_id=session["id"])["details"]["agent_id"] == agent_id
+    start = one(started, resource_id=session["id"])
+    assert start["details"]["agent_id"] == agent_id
+    # The request that started the turn is in the turn's trace: the audit names that trace.
+    async with trail.admin() as admin:
+        trace = await ok(await admin.get(f"/v1/sessions/{session['id']}/trace"))
+    assert start["trace_id"] is not None and start["trace_id"] in str(trace)
+    assert decision["trace_id"] is not None and decision["trace_id"] != start["trace_id"]
     use = tool[0]
     assert (use["policy_id"], use["policy_version"]) == (policy["id"], 2)
     assert (use["actor_type"], use["key_id"]) == ("agent", w["key_ids"]["developer"])

@@ -39,6 +39,7 @@ def begin_request(request_id: str | None) -> None:
     """A new request starts: its id, and no caller known yet (the trace id is tracing's)."""
     _request_id.set(request_id)
     _actor.set(None)
+    _trace_id.set(None)  # a kept-alive connection serves many requests in one task
 
 
 def set_request_id(request_id: str | None) -> Token[str | None]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from corral.audit import context as audit_context
 from corral.audit.log import AuditLog
 from corral.audit.record import entry
 from corral.domain.errors import (
@@ -51,6 +52,7 @@ from corral.store.db import Database
 from corral.store.errors import conflict_on_duplicate
 from corral.store.types import utcnow
 from corral.telemetry.propagation import turn_context
+from corral.telemetry.spans import trace_id_of
 
 
 def request_hash(body: Any) -> str:
@@ -161,6 +163,7 @@ class SessionService(Enforcement):
         # refusal leaves nothing behind.
         first, turn_id = None, new_id("turn")
         if input_text is not None:
+            audit_context.set_trace_id(trace_id_of(turn_id))  # its records join the turn's trace
             first = await self._admit(who, Act.MESSAGE_SEND, agent, None, turn_id)
         try:
             session = await self._create(who, agent, title, idem)
@@ -254,6 +257,7 @@ class SessionService(Enforcement):
                 f"session is {session.state.value}; wait for the turn to end or cancel it"
             )
         turn_id = new_id("turn")
+        audit_context.set_trace_id(trace_id_of(turn_id))  # its records join the turn's trace
         admitted = await self._admit(who, Act.MESSAGE_SEND, agent, session, turn_id)
         try:
             return await self._send(who, session, agent, text, idem, admitted, turn_id)
