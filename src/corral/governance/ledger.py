@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from corral.domain.ids import new_id
+from corral.governance import holds
+from corral.governance.holds import Part, Reservation, Shortfall
 from corral.store import ledger as repo
 from corral.store.db import Database
 from corral.store.errors import is_transient
@@ -31,38 +31,7 @@ from corral.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One account a reservation draws on."""
-
-    account: str
-    window: datetime
-    limit: int
-    amount: int
-    #: Bumps when the account's limit changes: slices leased under an old limit are given back.
-    version: int = 0
-    #: Settles at ``amount`` whatever the call cost (request counters), not at the cost.
-    fixed: bool = False
-
-
-@dataclass
-class Reservation:
-    id: str
-    parts: tuple[Part, ...]
-    expires: float  # monotonic
-    settled: bool = False
-    #: Set for a durable reservation (its own hold rows, named so): any replica settles it.
-    holder: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Shortfall:
-    """Why a reservation failed: the account that had no room left."""
-
-    account: str
-    limit: int
-    available: int
+__all__ = ["BudgetLedger", "LedgerTimings", "Part", "Reservation", "Shortfall"]
 
 
 @dataclass
@@ -173,7 +142,7 @@ class BudgetLedger:
                         else:
                             s.hold_id, s.held = None, 0
                     s.version = p.version
-                    limit, room = await _room(conn, p)
+                    limit, room = await holds.room(conn, p)
                     need = p.amount - s.available
                     if room < need:
                         failed = failed or Shortfall(p.account, limit, max(0, room + s.available))
@@ -196,39 +165,17 @@ class BudgetLedger:
     # -- durable reservations (turns) -------------------------------------------------------
 
     async def reserve_held(self, holder: str, parts: Sequence[Part]) -> Reservation | Shortfall:
-        """Reserve in the database itself, under ``holder``: the reservation outlives this
-        process (a turn that another replica finishes settles it there). One transaction."""
-        now = utcnow()
-        expires = now + timedelta(seconds=self.timings.durable_grace)
-        try:
-            await self._hold(holder, parts, expires)
-        except _Refused as refused:
-            return refused.shortfall
+        """Reserve in the database itself, under ``holder`` (see ``holds``)."""
+        expires = utcnow() + timedelta(seconds=self.timings.durable_grace)
+        got = await holds.reserve(self._db, holder, parts, expires)
+        if isinstance(got, Shortfall):
+            return got
         return Reservation(f"rsv-{next(self._ids)}", tuple(parts), 0.0, holder=holder)
-
-    async def _hold(self, holder: str, parts: Sequence[Part], expires: datetime) -> None:
-        async with self._db.write() as conn:
-            for p in sorted(parts, key=lambda p: (p.account, p.window)):
-                limit, room = await _room(conn, p)
-                if room < p.amount:
-                    # Roll back what this transaction reserved for the parts before.
-                    raise _Refused(Shortfall(p.account, limit, max(0, room)))
-                await repo.add_reserved(conn, p.account, p.window, p.amount)
-                await repo.insert_hold(
-                    conn, hold_id=new_id("hold"), account=p.account, window=p.window,
-                    holder=holder, amount=p.amount, expires_at=expires,
-                )  # fmt: skip
 
     async def settle_held(self, holder: str, cost: int) -> list[tuple[str, datetime]]:
         """Settle a durable reservation at ``cost`` (from any replica); the windows it touched."""
-        async with self._io_lock, self._db.write() as conn:
-            holds = await repo.holds_of(conn, holder)
-            for hold_id, account, window, amount in holds:
-                # Deleting is the claim: a sweeper that got there first already gave it back.
-                if await repo.drop_hold(conn, hold_id):
-                    await repo.add_reserved(conn, account, window, -amount)
-                await repo.add_spent(conn, account, window, cost)
-        return [(account, window) for _, account, window, _ in holds]
+        async with self._io_lock:
+            return await holds.settle(self._db, holder, cost)
 
     # -- settle -----------------------------------------------------------------------------
 
@@ -420,20 +367,3 @@ class BudgetLedger:
             self.release(reservation)
         with contextlib.suppress(Exception):
             await self.upkeep(give_back_all=True)
-
-
-class _Refused(Exception):
-    def __init__(self, shortfall: Shortfall) -> None:
-        super().__init__(shortfall.account)
-        self.shortfall = shortfall
-
-
-async def _room(conn: AsyncConnection, part: Part) -> tuple[int, int]:
-    """(limit, room left) of the part's window, locked for this transaction. A budget's limit
-    is read as committed now, not as the caller's snapshot saw it."""
-    totals = await repo.lock_window(conn, part.account, part.window)
-    limit = part.limit
-    if part.account.startswith("budget:"):
-        current = await repo.budget_limit(conn, part.account.removeprefix("budget:"))
-        limit = part.limit if current is None else current
-    return limit, limit - totals.spent - totals.reserved

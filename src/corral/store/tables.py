@@ -1,21 +1,62 @@
-"""All tables, as SQLAlchemy Core metadata. Alembic migrations are written against this."""
+"""All tables, as SQLAlchemy Core metadata. Alembic migrations are written against this.
+
+The core tables are here; governance and observability tables live in their own modules,
+registered on the same metadata and re-exported below, so ``corral.store.tables`` names them all.
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from corral.store.governance_tables import (
+    budgets,
+    governance_epoch,
+    ledger_holds,
+    ledger_windows,
+    model_prices,
+    policies,
+    policy_versions,
+)
+from corral.store.metadata import Id, metadata
+from corral.store.observability_tables import (
+    audit_checkpoints,
+    audit_head,
+    audit_keys,
+    audit_records,
+    spans,
+)
 from corral.store.types import JSONDoc, UTCDateTime
 
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
-
-Id = sa.String(40)
+__all__ = [
+    "Id",
+    "agent_versions",
+    "agents",
+    "api_keys",
+    "approvals",
+    "audit_checkpoints",
+    "audit_head",
+    "audit_keys",
+    "audit_records",
+    "budgets",
+    "events",
+    "governance_epoch",
+    "idempotency_keys",
+    "inputs",
+    "ledger_holds",
+    "ledger_windows",
+    "metadata",
+    "model_prices",
+    "orgs",
+    "policies",
+    "policy_versions",
+    "runtimes",
+    "secrets",
+    "sessions",
+    "spans",
+    "teams",
+    "turns",
+    "users",
+]  # fmt: skip
 
 orgs = sa.Table(
     "orgs",
@@ -256,194 +297,4 @@ idempotency_keys = sa.Table(
     sa.Column("request_hash", sa.String(64), nullable=False),
     sa.Column("resource_id", Id, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
-)
-
-# -- governance ------------------------------------------------------------------------------
-
-policies = sa.Table(
-    "policies",
-    metadata,
-    sa.Column("id", Id, primary_key=True),
-    sa.Column("org_id", Id, sa.ForeignKey("orgs.id"), nullable=False),
-    sa.Column("scope_kind", sa.String(20), nullable=False),
-    sa.Column("scope_id", Id, nullable=False),
-    sa.Column("kind", sa.String(20), nullable=False),
-    sa.Column("body", JSONDoc, nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("enabled", sa.Boolean, nullable=False),
-    sa.Column("description", sa.String(500), nullable=True),
-    sa.Column("created_by", Id, nullable=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.Index(None, "org_id", "created_at", "id"),
-)
-
-# Every version of every policy, append-only: a decision names (policy id, version), and this is
-# where that exact rule can be read back after later edits.
-policy_versions = sa.Table(
-    "policy_versions",
-    metadata,
-    sa.Column("policy_id", Id, primary_key=True),
-    sa.Column("org_id", Id, nullable=False),
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("body", JSONDoc, nullable=False),
-    sa.Column("enabled", sa.Boolean, nullable=False),
-    sa.Column("deleted", sa.Boolean, nullable=False),
-    sa.Column("changed_by", Id, nullable=True),
-    sa.Column("changed_at", UTCDateTime, nullable=False),
-)
-
-budgets = sa.Table(
-    "budgets",
-    metadata,
-    sa.Column("id", Id, primary_key=True),
-    sa.Column("org_id", Id, sa.ForeignKey("orgs.id"), nullable=False),
-    sa.Column("scope_kind", sa.String(20), nullable=False),
-    sa.Column("scope_id", Id, nullable=False),
-    sa.Column("limit_micros", sa.BigInteger, nullable=False),
-    sa.Column("period", sa.String(20), nullable=False),
-    sa.Column("timezone", sa.String(64), nullable=False),
-    sa.Column("soft_percent", sa.Integer, nullable=True),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("created_by", Id, nullable=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.UniqueConstraint("org_id", "scope_kind", "scope_id", "period"),
-)
-
-model_prices = sa.Table(
-    "model_prices",
-    metadata,
-    sa.Column("org_id", Id, sa.ForeignKey("orgs.id"), primary_key=True),
-    sa.Column("model", sa.String(200), primary_key=True),
-    sa.Column("input_micros", sa.BigInteger, nullable=False),
-    sa.Column("output_micros", sa.BigInteger, nullable=False),
-    sa.Column("cache_read_micros", sa.BigInteger, nullable=True),
-    sa.Column("cache_write_micros", sa.BigInteger, nullable=True),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-)
-
-# One row: bumped by every change that can alter a decision (policy, budget, price, key revoked,
-# agent paused), so each replica knows its compiled snapshot is stale.
-governance_epoch = sa.Table(
-    "governance_epoch",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("epoch", sa.BigInteger, nullable=False),
-)
-
-# The budget ledger: per account (a budget, or a key's request-rate counter) and window.
-ledger_windows = sa.Table(
-    "ledger_windows",
-    metadata,
-    sa.Column("account", sa.String(120), primary_key=True),
-    sa.Column("window_start", UTCDateTime, primary_key=True),
-    sa.Column("spent", sa.BigInteger, nullable=False),
-    sa.Column("reserved", sa.BigInteger, nullable=False),
-    sa.Column("soft_alerted", sa.Boolean, nullable=False),
-)
-
-# Slices of a window's room leased by one replica; expired holds are swept back into the window.
-ledger_holds = sa.Table(
-    "ledger_holds",
-    metadata,
-    sa.Column("id", Id, primary_key=True),
-    sa.Column("account", sa.String(120), nullable=False),
-    sa.Column("window_start", UTCDateTime, nullable=False),
-    sa.Column("holder", sa.String(200), nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("expires_at", UTCDateTime, nullable=False),
-    sa.Index(None, "holder"),
-    sa.Index(None, "expires_at"),
-)
-
-# -- audit -----------------------------------------------------------------------------------
-
-# The audit trail: append-only and hash-chained (see corral/audit/record.py for the columns).
-# On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE of records and checkpoints.
-audit_records = sa.Table(
-    "audit_records",
-    metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("ts", UTCDateTime, nullable=False),
-    sa.Column("org_id", Id, nullable=True),
-    sa.Column("team_id", Id, nullable=True),
-    sa.Column("actor_type", sa.String(20), nullable=False),
-    sa.Column("key_id", Id, nullable=True),
-    sa.Column("user_id", Id, nullable=True),
-    sa.Column("role", sa.String(20), nullable=True),
-    sa.Column("action", sa.String(40), nullable=False),
-    sa.Column("resource_type", sa.String(40), nullable=False),
-    sa.Column("resource_id", sa.String(200), nullable=True),
-    sa.Column("decision", sa.String(10), nullable=True),
-    sa.Column("policy_id", Id, nullable=True),
-    sa.Column("policy_version", sa.Integer, nullable=True),
-    sa.Column("outcome", sa.String(20), nullable=False),
-    sa.Column("request_id", sa.String(100), nullable=True),
-    sa.Column("trace_id", sa.String(64), nullable=True),
-    # Canonical JSON text, not JSONB: stored exactly as hashed.
-    sa.Column("details", sa.Text, nullable=False),
-    sa.Column("prev_hash", sa.String(64), nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
-    sa.Index(None, "org_id", "seq"),
-    sa.Index(None, "org_id", "team_id", "seq"),
-    sa.Index(None, "org_id", "user_id", "seq"),
-    sa.Index(None, "org_id", "resource_type", "resource_id", "seq"),
-)
-
-# Signed (seq, hash) checkpoints: each pins every record up to its seq.
-audit_checkpoints = sa.Table(
-    "audit_checkpoints",
-    metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("hash", sa.String(64), nullable=False),
-    sa.Column("ts", UTCDateTime, nullable=False),
-    sa.Column("key_id", sa.String(40), nullable=False),
-    sa.Column("signature", sa.String(200), nullable=False),
-)
-
-# One row: the chain's last (seq, hash). Appends lock it, so the chain stays linear across
-# replicas; it also says when the last checkpoint was made.
-audit_head = sa.Table(
-    "audit_head",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
-    sa.Column("checkpoint_seq", sa.BigInteger, nullable=False),
-    sa.Column("checkpoint_at", UTCDateTime, nullable=True),
-)
-
-# Checkpoint signing keys (Ed25519): the private key sealed by the vault's master key.
-audit_keys = sa.Table(
-    "audit_keys",
-    metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("public_key", sa.Text, nullable=False),
-    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
-    sa.Column("nonce", sa.LargeBinary, nullable=False),
-    sa.Column("wrapped_dek", sa.LargeBinary, nullable=False),
-    sa.Column("kek_version", sa.Integer, nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-)
-
-# -- telemetry -------------------------------------------------------------------------------
-
-# Corral's own copy of its traces (also exported over OTLP when a collector is configured), so
-# a session's trace can be read without any other system. Ids are lowercase hex.
-spans = sa.Table(
-    "spans",
-    metadata,
-    sa.Column("trace_id", sa.String(32), primary_key=True),
-    sa.Column("span_id", sa.String(16), primary_key=True),
-    sa.Column("parent_id", sa.String(16), nullable=True),
-    sa.Column("session_id", Id, nullable=True),
-    sa.Column("turn_id", Id, nullable=True),
-    sa.Column("name", sa.String(300), nullable=False),
-    sa.Column("kind", sa.String(20), nullable=False),
-    sa.Column("started_at", UTCDateTime, nullable=False),
-    sa.Column("ended_at", UTCDateTime, nullable=False),
-    sa.Column("status", sa.String(10), nullable=False),
-    sa.Column("attributes", JSONDoc, nullable=False),
-    sa.Index(None, "session_id", "started_at"),
 )
