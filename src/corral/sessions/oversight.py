@@ -94,14 +94,13 @@ class Oversight:
     ) -> None:
         subject = subject_of(session)
         limits = await self._governor.limits_for(subject)
-        async with self._db.read() as conn:
-            calls = await event_repo.count_of_type(conn, session.id, EventType.TOOL_CALL.value)
+        calls = 0
+        if limits.get("max_tool_calls_per_session") is not None:  # only then is it worth a read
+            async with self._db.read() as conn:
+                calls = await event_repo.count_of_type(conn, session.id, EventType.TOOL_CALL.value)
         watch = TurnWatch(calls, session.cost_micros, time.monotonic())
         tally = Tally(turn_id, subject, reservation)
         self._turns[session.id] = TurnState(turn_id, subject, limits, watch, model, tally)
-
-    def live(self) -> dict[str, TurnState]:
-        return self._turns
 
     async def _state(self, pump: Pump, turn_id: str | None) -> TurnState | None:
         state = self._turns.get(pump.session_id)
