@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     ledger_hold_seconds: float = 30.0
     # A turn's own reservation, once its turn is over or never started, is swept after this.
     ledger_turn_grace_seconds: float = 120.0
+    # The LLM gateway. A request with no output bound gets this one (it also sizes the budget
+    # reservation, so keep it near what your models really produce); a model route may set its
+    # own. Request bodies above gateway_max_body_bytes are refused with 413.
+    gateway_max_output_tokens: int = 4096
+    gateway_max_body_bytes: int = 32 * 1024 * 1024
+    # How long a presented key's row is trusted before it is read again (revocation does not
+    # wait for this: it moves the governance epoch, which every gateway worker follows).
+    gateway_key_cache_seconds: float = 30.0
+    # Where runtimes reach the gateway, for the session keys Corral hands them (defaults to
+    # this server's own address).
+    gateway_public_url: str | None = None
+    # Session keys live this long (renewed when a session is used again).
+    gateway_session_key_hours: float = 24.0
     # How often expired approvals are resolved to deny and runaway turns are checked.
     governance_tick_seconds: float = 1.0
     # Audit: a signed checkpoint after this many records, or this long after the last one.

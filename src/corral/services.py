@@ -13,6 +13,10 @@ from corral.audit.service import AuditService
 from corral.config import Settings
 from corral.fleet.agents import AgentService
 from corral.fleet.runtimes import RuntimeService
+from corral.gateway.app import GatewayApp
+from corral.gateway.engine import Gateway
+from corral.gateway.process import build_gateway
+from corral.gateway.service import GatewayService
 from corral.governance.governor import Governor
 from corral.governance.ledger import BudgetLedger, LedgerTimings
 from corral.governance.pricing import PriceService
@@ -56,6 +60,9 @@ class Services:
     audit: AuditLog
     audit_reader: AuditService
     telemetry: Telemetry
+    gateway: Gateway
+    gateway_admin: GatewayService
+    gateway_app: GatewayApp
     listener: PostgresListener | None = None
     bootstrap: Bootstrap | None = None
     _ticker: asyncio.Task[None] | None = None
@@ -74,6 +81,7 @@ class Services:
         self.governor.ledger.start()
         self.audit.start()
         self.telemetry.start()
+        self.gateway.start()
         self._ticker = asyncio.create_task(self._governance_loop(), name="governance-tick")
         if self.listener is not None:
             self.listener.start()
@@ -97,6 +105,7 @@ class Services:
         await self.leases.aclose()
         await self.pumps.aclose()
         await self.sessions.oversight.settlement.due(everything=True)
+        await self.gateway.aclose()  # before the ledger: its last settlements go in
         await self.governor.ledger.aclose()
         await self.writer.aclose()
         await self.telemetry.aclose()  # after the pumps: their last events are traced
@@ -166,6 +175,7 @@ async def build(settings: Settings) -> Services:
         listener.listen(
             GOVERNANCE_CHANNEL, lambda p: governor.invalidate(int(p) if p.isdigit() else None)
         )
+    gateway = build_gateway(settings, db, vault, governor, telemetry.metrics, writer)
     services = Services(
         settings=settings,
         db=db,
@@ -184,6 +194,9 @@ async def build(settings: Settings) -> Services:
         audit=audit,
         audit_reader=AuditService(db),
         telemetry=telemetry,
+        gateway=gateway,
+        gateway_admin=GatewayService(db, vault, audit),
+        gateway_app=GatewayApp(gateway),
         listener=listener,
     )
     services.bootstrap = await services.identity.bootstrap(

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from corral import services as services_module
 from corral.api import errors
+from corral.api.gateway_paths import GatewayPaths
 from corral.api.limits import BodySizeLimit
 from corral.api.request_context import RequestContext
 from corral.api.routes import (
@@ -16,6 +17,7 @@ from corral.api.routes import (
     approvals,
     audit,
     budgets,
+    gateway,
     health,
     identity,
     metrics,
@@ -41,6 +43,7 @@ ROUTERS = (
     budgets.router,
     prices.router,
     audit.router,
+    gateway.router,
 )
 
 
@@ -71,5 +74,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.include_router(router)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContext)  # outermost: every record of the request carries its id
+    app.add_middleware(RequestContext)  # every record of the request carries its id
+    # Outermost: model calls go to the gateway before any API middleware runs.
+    app.add_middleware(GatewayPaths, gateway_of=lambda: app.state.services.gateway_app)
     return app

@@ -17,6 +17,7 @@ from corral.cli import (
     approvals,
     audit,
     budgets,
+    gateway,
     keys,
     output,
     policies,
@@ -127,6 +128,7 @@ app.add_typer(budgets.app, name="budgets", help="Budgets: spending caps per scop
 app.add_typer(prices.app, name="prices", help="Model prices that budgets count with.")
 app.add_typer(audit.app, name="audit", help="Audit trail: list, verify, export, public key.")
 server.register(app)
+gateway.register(app)
 
 
 def main() -> None:

@@ -28,6 +28,9 @@ PREFIXES = {
     "budget": "bud",
     "hold": "hld",
     "reservation": "rsv",
+    "upstream": "ups",
+    "model": "mdl",
+    "call": "call",
 }
 
 

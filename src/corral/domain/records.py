@@ -51,6 +51,8 @@ class ApiKey:
     expires_at: datetime | None
     revoked_at: datetime | None
     rotated_from: str | None
+    session_id: str | None = None
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ def evaluate(snap: Snapshot, request: DecisionRequest, scopes: list[str] | None 
     if (
         request.act is Act.MODEL_CALL
         and request.model is not None
+        and request.cost_micros is None  # the caller priced it (e.g. by the upstream's model)
         and budgets_for(snap, request, scopes)
     ):
         if snap.price_table(subject.org_id).lookup(request.model) is None:

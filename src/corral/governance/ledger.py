@@ -79,7 +79,7 @@ class BudgetLedger:
         self._background: set[asyncio.Future[None]] = set()
         self._retiring: list[_Slice] = []
         self._ids = itertools.count(1)  # reservation ids: only this process ever sees them
-        self._pending: list[tuple[list[_Entry], asyncio.Future[None]]] = []
+        self._pending: list[tuple[list[_Entry], asyncio.Future[None] | None]] = []
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -187,6 +187,24 @@ class BudgetLedger:
         if reservation.holder is not None:
             await self.settle_held(reservation.holder, cost)
             return
+        await self._commit(self._settled(reservation, cost))
+
+    def settle_nowait(self, reservation: Reservation, cost: int) -> None:
+        """``settle`` without waiting for the write: the memory is updated now, the database
+        with the next group commit (the gateway's calls: the answer is already out)."""
+        if reservation.settled or reservation.holder is not None:
+            return
+        reservation.settled = True
+        entries = self._settled(reservation, cost)
+        if self._flusher is None:
+            task = asyncio.ensure_future(self._commit(entries))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
+        self._pending.append((entries, None))
+        self._wake.set()
+
+    def _settled(self, reservation: Reservation, cost: int) -> list[_Entry]:
         self._live.pop(reservation.id, None)
         entries = []
         now = time.monotonic()
@@ -198,7 +216,7 @@ class BudgetLedger:
             s.held -= backed
             s.last_used = now
             entries.append(_Entry(s.hold_id, p.account, p.window, spent, backed))
-        await self._commit(entries)
+        return entries
 
     async def charge(self, keys: Sequence[tuple[str, datetime]], cost: int) -> None:
         """Record spend nothing was reserved for; durable when this returns."""
@@ -283,11 +301,13 @@ class BudgetLedger:
             await self._write([e for entries, _ in batch for e in entries])
         except Exception as exc:
             for _, done in batch:
-                if not done.done():
+                if done is None:
+                    log.error("ledger settlement lost: %s", exc)
+                elif not done.done():
                     done.set_exception(exc)
             return
         for _, done in batch:
-            if not done.done():
+            if done is not None and not done.done():
                 done.set_result(None)
 
     # -- upkeep -----------------------------------------------------------------------------

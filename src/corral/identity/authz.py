@@ -52,6 +52,9 @@ class Action(StrEnum):
     APPROVALS_READ = "approvals:read"
     APPROVALS_RESOLVE = "approvals:resolve"
     AUDIT_READ = "audit:read"
+    GATEWAY_READ = "gateway:read"
+    GATEWAY_WRITE = "gateway:write"
+    USAGE_READ = "usage:read"
 
 
 MINIMUM_ROLE: dict[Action, Role] = {
@@ -79,6 +82,11 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.APPROVALS_RESOLVE: Role.VIEWER,
     # Everyone reads the audit records of their own team and their own actions; admins all.
     Action.AUDIT_READ: Role.VIEWER,
+    # Upstreams hold provider keys and decide where every model call goes: admins only.
+    Action.GATEWAY_READ: Role.VIEWER,
+    Action.GATEWAY_WRITE: Role.ADMIN,
+    # Everyone reads the usage of their own team; admins all.
+    Action.USAGE_READ: Role.VIEWER,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from corral.store.gateway_tables import gateway_calls, gateway_models, gateway_upstreams
 from corral.store.governance_tables import (
     budgets,
     governance_epoch,
@@ -39,6 +40,9 @@ __all__ = [
     "audit_records",
     "budgets",
     "events",
+    "gateway_calls",
+    "gateway_models",
+    "gateway_upstreams",
     "governance_epoch",
     "idempotency_keys",
     "inputs",
@@ -105,6 +109,10 @@ api_keys = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=True),
     sa.Column("revoked_at", UTCDateTime, nullable=True),
     sa.Column("rotated_from", Id, nullable=True),
+    # A key Corral minted for one session (handed to its runtime for gateway calls): every
+    # model call made with it is attributed to that session and agent.
+    sa.Column("session_id", Id, nullable=True),
+    sa.Column("agent_id", Id, nullable=True),
     sa.Index(None, "org_id", "created_at"),
 )
 

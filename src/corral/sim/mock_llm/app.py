@@ -1,23 +1,25 @@
-"""The mock LLM's HTTP layer: OpenAI-compatible chat completions (JSON and SSE) and models."""
+"""The mock LLM's HTTP layer: chat completions (JSON and SSE), models, and the app itself.
+
+The Responses and Anthropic Messages endpoints live in their own modules.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from corral.sim.mock_llm.anthropic_api import anthropic_messages
+from corral.sim.mock_llm.responses_api import responses
 from corral.sim.mock_llm.script import MODEL_ID, Reply, error_body, plan_reply, prompt_tokens
-
-_DISCONNECT_POLL_S = 0.05  # how often a slow stream checks whether the client left
+from corral.sim.mock_llm.streaming import pace, read_json, sse_data, sse_response, wait_whole_reply
 
 _MODEL_OBJECT: dict[str, Any] = {
     "id": MODEL_ID,
@@ -39,70 +41,50 @@ def _chunk(
     return chunk
 
 
-def _sse(payload: dict[str, Any] | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return f"data: {data}\n\n".encode()
-
-
-async def _pause(request: Request, seconds: float) -> bool:
-    """Sleep ``seconds`` in small steps; return False as soon as the client has gone."""
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        await asyncio.sleep(min(left, _DISCONNECT_POLL_S))
-        if await request.is_disconnected():
-            return False
-    return True
-
-
 async def _stream(
     request: Request, reply: Reply, base: dict[str, Any], usage: dict[str, int] | None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     with_usage = usage is not None
-    completed = False
-    try:
-        if reply.tool_call is not None:
-            call_id, name, fragments = reply.tool_call
-            first = {
-                "index": 0,
-                "id": call_id,
-                "type": "function",
-                "function": {"name": name, "arguments": ""},
-            }
-            yield _sse(
-                _chunk(
-                    base,
-                    {"role": "assistant", "content": None, "tool_calls": [first]},
-                    None,
-                    with_usage,
-                )
+    if reply.tool_call is not None:
+        call_id, name, fragments = reply.tool_call
+        first = {
+            "index": 0,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        yield sse_data(
+            _chunk(
+                base,
+                {"role": "assistant", "content": None, "tool_calls": [first]},
+                None,
+                with_usage,
             )
-            for frag in fragments:
-                delta = {"tool_calls": [{"index": 0, "function": {"arguments": frag}}]}
-                yield _sse(_chunk(base, delta, None, with_usage))
-        else:
-            yield _sse(_chunk(base, {"role": "assistant", "content": ""}, None, with_usage))
-            for piece in reply.chunks:
-                yield _sse(_chunk(base, {"content": piece}, None, with_usage))
-                if reply.interval and not await _pause(request, reply.interval):
-                    return
-        yield _sse(_chunk(base, {}, reply.finish_reason, with_usage))
-        if usage is not None:
-            yield _sse({**base, "choices": [], "usage": usage})
-        yield _sse("[DONE]")
-        completed = True
-    finally:
-        # Either we noticed the disconnect ourselves or Starlette cancelled us.
-        if not completed:
-            request.app.state.disconnects += 1
+        )
+        for frag in fragments:
+            delta = {"tool_calls": [{"index": 0, "function": {"arguments": frag}}]}
+            yield sse_data(_chunk(base, delta, None, with_usage))
+            if reply.cut:
+                return
+    else:
+        yield sse_data(_chunk(base, {"role": "assistant", "content": ""}, None, with_usage))
+        for piece in reply.chunks:
+            yield sse_data(_chunk(base, {"content": piece}, None, with_usage))
+            if reply.cut:
+                return
+            await pace(request, reply)
+    yield sse_data(_chunk(base, {}, reply.finish_reason, with_usage))
+    if usage is not None:
+        yield sse_data({**base, "choices": [], "usage": usage})
+    yield sse_data("[DONE]")
 
 
 async def chat_completions(request: Request) -> Response:
     """``POST /v1/chat/completions``."""
     try:
-        body = await request.json()
+        body = await read_json(request)
     except ValueError:
         return JSONResponse(error_body(400, "request body is not valid JSON"), status_code=400)
-    request.app.state.requests.append(body)
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return JSONResponse(error_body(400, "'messages' must be a list"), status_code=400)
 
@@ -114,11 +96,11 @@ async def chat_completions(request: Request) -> Response:
 
     created = int(time.time())
     model = body.get("model") or MODEL_ID
-    p_tokens = prompt_tokens(body["messages"])
+    p_tokens, c_tokens = reply.token_counts(prompt_tokens(body["messages"]))
     usage = {
         "prompt_tokens": p_tokens,
-        "completion_tokens": reply.completion_tokens,
-        "total_tokens": p_tokens + reply.completion_tokens,
+        "completion_tokens": c_tokens,
+        "total_tokens": p_tokens + c_tokens,
     }
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
@@ -132,14 +114,11 @@ async def chat_completions(request: Request) -> Response:
         }
         options = body.get("stream_options") or {}
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        return StreamingResponse(
-            _stream(request, reply, base, usage if include_usage else None),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        return sse_response(
+            request, _stream(request, reply, base, usage if include_usage else None)
         )
 
-    if reply.interval:
-        await asyncio.sleep(reply.interval * len(reply.chunks))
+    await wait_whole_reply(reply)
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
     if reply.tool_call is not None:
         call_id, name, fragments = reply.tool_call
@@ -194,9 +173,12 @@ def create_app() -> Starlette:
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
+            Route("/v1/messages", anthropic_messages, methods=["POST"]),
         ]
     )
     app.state.requests = []
+    app.state.calls = []  # (path, body) of every POST with a JSON body
     app.state.disconnects = 0
     return app
 

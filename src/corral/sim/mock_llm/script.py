@@ -9,7 +9,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +33,11 @@ _ERROR_CODES = {
 # Script parsing
 # ---------------------------------------------------------------------------
 
-_DIRECTIVE_START = re.compile(r"\[\[(tool|error|slow):")
+_DIRECTIVE_START = re.compile(r"\[\[(?:(tool|error|fail|slow|usage):|(cut)\]\])")
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _ERROR_BODY = re.compile(r"\s*(\d{3})\s*\]\]")
 _SLOW_BODY = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*\]\]")
+_USAGE_BODY = re.compile(r"\s*(\d+)\s*,\s*(\d+)\s*\]\]")
 _CLOSE = re.compile(r"\s*\]\]")
 _JSON = json.JSONDecoder()
 
@@ -47,9 +48,12 @@ class Script:
 
     text: str = ""  # prompt text without directive markup, whitespace collapsed
     tool: tuple[str, dict[str, Any]] | None = None
-    error: int | None = None
+    error: int | None = None  # applies only with tools on chat, always on the other APIs
     slow: float | None = None
     has_directive: bool = False
+    fail: int | None = None  # applies always, on every endpoint
+    usage: tuple[int, int] | None = None  # reported (input, output) tokens
+    cut: bool = False  # end a stream after its first content chunk, without a terminal event
 
 
 def _parse_tool(text: str, pos: int) -> tuple[tuple[str, dict[str, Any]], int] | None:
@@ -83,16 +87,26 @@ def parse_script(text: str) -> Script:
     for m in _DIRECTIVE_START.finditer(text):
         if m.start() < pos:  # inside a directive already consumed
             continue
-        kind, body = m.group(1), m.end()
+        kind, body = m.group(1) or m.group(2), m.end()
         end: int | None = None
-        if kind == "tool":
+        if kind == "cut":
+            script.cut, end = True, body
+        elif kind == "tool":
             parsed = _parse_tool(text, body)
             if parsed is not None:
                 script.tool, end = parsed
-        elif kind == "error":
+        elif kind in ("error", "fail"):
             em = _ERROR_BODY.match(text, body)
             if em is not None:
-                script.error, end = int(em.group(1)), em.end()
+                if kind == "error":
+                    script.error = int(em.group(1))
+                else:
+                    script.fail = int(em.group(1))
+                end = em.end()
+        elif kind == "usage":
+            um = _USAGE_BODY.match(text, body)
+            if um is not None:
+                script.usage, end = (int(um.group(1)), int(um.group(2))), um.end()
         else:
             sm = _SLOW_BODY.match(text, body)
             if sm is not None:
@@ -107,15 +121,13 @@ def parse_script(text: str) -> Script:
     return script
 
 
-def content_text(content: Any) -> str:
-    """Text of a message ``content``: a string, or the text parts of a parts list."""
+def content_text(content: Any, kinds: Collection[str] = ("text", "input_text")) -> str:
+    """Text of a message ``content``: a string, or the parts of type ``kinds`` of a list."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         texts = [
-            p.get("text", "")
-            for p in content
-            if isinstance(p, dict) and p.get("type") in ("text", "input_text")
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") in kinds
         ]
         return "\n".join(t for t in texts if isinstance(t, str))
     return ""
@@ -160,6 +172,8 @@ class Reply:
     chunks: list[str] = field(default_factory=list)
     tool_call: tuple[str, str, list[str]] | None = None  # (call id, name, argument fragments)
     interval: float = 0.0  # seconds between chunks
+    usage: tuple[int, int] | None = None  # ``[[usage:IN,OUT]]`` override
+    cut: bool = False  # ``[[cut]]``: a stream ends after its first content chunk
 
     @property
     def finish_reason(self) -> str:
@@ -172,6 +186,10 @@ class Reply:
     @property
     def text(self) -> str:
         return "".join(self.chunks)
+
+    def token_counts(self, input_tokens: int) -> tuple[int, int]:
+        """The (input, output) token counts to report: the override, else the counted ones."""
+        return self.usage if self.usage is not None else (input_tokens, self.completion_tokens)
 
 
 def split_words(text: str) -> list[str]:
@@ -203,15 +221,27 @@ def _text_reply(text: str, slow: float | None) -> Reply:
     return Reply(chunks=split_words(text))
 
 
-def plan_reply(body: dict[str, Any]) -> Reply | tuple[int, dict[str, Any]]:
-    """Decide the answer for a chat request: a :class:`Reply` or (status, error body)."""
-    messages = body.get("messages") or []
+def plan(
+    messages: Sequence[Any], *, has_tools: bool, error_needs_tools: bool = True
+) -> Reply | int:
+    """Decide the answer to a conversation: a :class:`Reply`, or a scripted error's status.
+
+    ``messages`` are chat-shaped (``role``/``content``, assistant ``tool_calls``, ``tool``
+    results); the other APIs translate their input to that shape first. ``[[error:...]]``
+    needs ``tools`` unless ``error_needs_tools`` is False; ``[[fail:...]]`` always applies.
+    """
     script, index = find_script(messages)
-    has_tools = bool(body.get("tools"))
+    if script.fail is not None:
+        return script.fail
+    if script.error is not None and (has_tools or not error_needs_tools):
+        return script.error
+    reply = _answer(script, index, messages, has_tools)
+    reply.usage = script.usage
+    reply.cut = script.cut
+    return reply
 
-    if script.error is not None and has_tools:
-        return script.error, error_body(script.error, f"mock upstream error {script.error}")
 
+def _answer(script: Script, index: int, messages: Sequence[Any], has_tools: bool) -> Reply:
     if script.tool is not None or script.error is not None:
         if not has_tools:
             return _text_reply(TITLE_TEXT, None)
@@ -228,6 +258,14 @@ def plan_reply(body: dict[str, Any]) -> Reply | tuple[int, dict[str, Any]]:
         return Reply(tool_call=(f"call_{digest[:24]}", name, _split_arguments(arguments)))
 
     return _text_reply(f"Echo: {script.text}", script.slow)
+
+
+def plan_reply(body: dict[str, Any]) -> Reply | tuple[int, dict[str, Any]]:
+    """Decide the answer for a chat request: a :class:`Reply` or (status, error body)."""
+    planned = plan(body.get("messages") or [], has_tools=bool(body.get("tools")))
+    if isinstance(planned, int):
+        return planned, error_body(planned, f"mock upstream error {planned}")
+    return planned
 
 
 def prompt_tokens(messages: Sequence[Any]) -> int:

@@ -1,0 +1,1 @@
+"""Corral's LLM gateway: meters and caps every model call runtimes make."""

@@ -1,0 +1,150 @@
+"""The gateway on its own: ``corral gateway --workers N``, sharing the ledger through the database.
+
+Each worker is a process with its own event loop, key cache, route table and budget slices; they
+agree through the database exactly as ``corral serve`` replicas do (slices leased under the
+budget window's row lock, one governance epoch). Nothing of the session machinery is loaded,
+which keeps a worker small and quick to start. The database must already be migrated (``corral
+db migrate``): workers starting together must not race to migrate it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from corral.audit.log import AuditLog
+from corral.config import Settings
+from corral.domain.events import EventDraft
+from corral.gateway.app import GatewayApp
+from corral.gateway.auth import KeyCache
+from corral.gateway.call import Receive, Scope, Send
+from corral.gateway.engine import Gateway
+from corral.gateway.recorder import CallRecorder
+from corral.governance.governor import Governor
+from corral.governance.ledger import BudgetLedger, LedgerTimings
+from corral.sessions.writer import EventWriter
+from corral.store import migrate
+from corral.store.db import Database
+from corral.telemetry.metrics import Metrics
+from corral.vault import keyring
+from corral.vault.service import Vault
+
+#: A standalone worker re-checks the governance epoch this often at most (it has no NOTIFY
+#: listener): a revoked key or a changed route is honoured within this.
+WORKER_EPOCH_CHECK_SECONDS = 0.5
+
+
+def build_gateway(
+    settings: Settings,
+    db: Database,
+    vault: Vault,
+    governor: Governor,
+    metrics: Metrics | None,
+    writer: EventWriter | None,
+) -> Gateway:
+    """The gateway's parts, for ``corral serve`` and for ``corral gateway`` workers alike."""
+
+    async def session_usage(session_id: str, drafts: list[EventDraft]) -> None:
+        assert writer is not None
+        await writer.record(session_id, drafts, turn_id=None)
+
+    recorder = CallRecorder(
+        db, on_session_usage=session_usage if writer is not None else None, metrics=metrics
+    )
+    return Gateway(
+        db=db,
+        vault=vault,
+        governor=governor,
+        keys=KeyCache(db, vault.hash_key, ttl=settings.gateway_key_cache_seconds),
+        recorder=recorder,
+        max_output_tokens=settings.gateway_max_output_tokens,
+        max_body_bytes=settings.gateway_max_body_bytes,
+    )
+
+
+class _Worker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        self.vault = Vault(keyring.load(settings.master_key, settings.key_file))
+        self.audit = AuditLog(
+            self.db,
+            self.vault,
+            checkpoint_records=settings.audit_checkpoint_records,
+            checkpoint_seconds=settings.audit_checkpoint_seconds,
+        )
+        holder = f"gateway:{settings.instance()}#{os.getpid()}-{os.urandom(3).hex()}"
+        timings = LedgerTimings(
+            hold_ttl=settings.ledger_hold_seconds, durable_grace=settings.ledger_turn_grace_seconds
+        )
+        self.governor = Governor(
+            self.db, BudgetLedger(self.db, holder, timings),
+            check_every=min(settings.governance_check_seconds, WORKER_EPOCH_CHECK_SECONDS),
+        )  # fmt: skip
+        self.governor.listeners.append(self.audit.queue.on_decision)
+        self.writer = EventWriter(self.db)
+        self.gateway = build_gateway(
+            settings, self.db, self.vault, self.governor, Metrics(), self.writer
+        )
+        self.app = GatewayApp(self.gateway)
+
+    async def start(self) -> None:
+        current = await migrate.current_revision(self.db)
+        if current != migrate.head_revision():
+            raise RuntimeError(
+                f"the database is at revision {current}, not {migrate.head_revision()}: "
+                "run `corral db migrate` first"
+            )
+        await self.audit.open()
+        self.audit.start()
+        self.governor.ledger.start()
+        self.gateway.start()
+        await self.gateway.routes()  # warm: the first call should not pay for the load
+
+    async def aclose(self) -> None:
+        await self.gateway.aclose()
+        await self.governor.ledger.aclose()
+        await self.writer.aclose()
+        await self.audit.aclose()
+        await self.db.dispose()
+
+
+class StandaloneGateway:
+    """The ASGI app of one worker: built at lifespan startup, closed at shutdown."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings or Settings()
+        self._worker: _Worker | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        assert self._worker is not None, "the gateway serves only after its lifespan started"
+        await self._worker.app(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self._worker = _Worker(self._settings)
+                    await self._worker.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._worker is not None:
+                    await self._worker.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app() -> Any:
+    """uvicorn's factory (each worker process calls it): settings from CORRAL_* variables."""
+    return StandaloneGateway()

@@ -1,0 +1,149 @@
+"""Writing call records off the response path: batched, durable, never dropped.
+
+A finished call hands its record over (no I/O, no task). One writer commits whatever has queued
+in one multi-row INSERT (group commit), so the cost per call falls as load rises. Calls made
+with a session's key also become ``usage`` events on that session (``cost_source: gateway``),
+which move the session's token and cost counters. If the database stalls, records queue in
+memory; past ``max_queued`` new calls wait for room (backpressure) rather than losing records.
+Shutdown drains the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from corral.domain.events import EventDraft, EventType
+from corral.domain.gateway import CallRecord
+from corral.store import gateway as repo
+from corral.store.db import Database
+from corral.telemetry.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+#: Records a session's usage event: (session id, the event drafts).
+SessionUsage = Callable[[str, list[EventDraft]], Awaitable[object]]
+
+_BATCH = 1000
+_RETRY_SECONDS = 1.0
+
+
+def usage_event(record: CallRecord) -> EventDraft:
+    data = {
+        "scope": "request", "cumulative": False, "model": record.model,
+        "input_tokens": record.input_tokens + record.cache_read_tokens + record.cache_write_tokens,
+        "output_tokens": record.output_tokens, "cache_read_tokens": record.cache_read_tokens,
+        "cache_write_tokens": record.cache_write_tokens, "cost_micros": record.cost_micros,
+        "cost_usd": record.cost_micros / 1_000_000, "cost_source": "gateway",
+        "estimated": record.estimated, "call_id": record.id, "status": record.status,
+    }  # fmt: skip
+    return EventDraft(EventType.USAGE, data, f"gateway:{record.id}", "gateway.call")
+
+
+class CallRecorder:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        on_session_usage: SessionUsage | None = None,
+        metrics: Metrics | None = None,
+        max_queued: int = 100_000,
+    ) -> None:
+        self._db = db
+        self._metrics = metrics
+        self._on_session_usage = on_session_usage
+        self._max = max_queued
+        self._queue: list[CallRecord] = []
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()
+        self.written = 0
+
+    def add(self, record: CallRecord) -> None:
+        self._queue.append(record)
+        if len(self._queue) >= self._max:
+            self._room.clear()
+        self._wake.set()
+
+    async def wait_for_room(self) -> None:
+        """Where a new call waits while the queue is full (the database is behind)."""
+        if not self._room.is_set():
+            await self._room.wait()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="gateway-recorder")
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                try:
+                    await self.flush()
+                except Exception:
+                    log.exception("writing gateway call records failed; retrying")
+                    await asyncio.sleep(_RETRY_SECONDS)
+
+    async def flush(self) -> None:
+        """Commit everything queued (the records stay queued until their write committed)."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch = self._queue[:_BATCH]
+            async with self._db.write() as conn:
+                await repo.insert_calls(conn, batch)
+            del self._queue[: len(batch)]
+            self.written += len(batch)
+            if len(self._queue) < self._max:
+                self._room.set()
+            self._observe(batch)
+            await self._session_events(batch)
+
+    def _observe(self, batch: list[CallRecord]) -> None:
+        """Gateway metrics, from the records (so the call itself never touches a histogram)."""
+        metrics = self._metrics
+        if metrics is None:
+            return
+        for r in batch:
+            provider = "anthropic" if r.api.startswith("anthropic") else "openai"
+            labels = ("chat", provider, r.model)
+            error = "" if r.outcome == "ok" else (r.code or str(r.outcome))
+            metrics.gateway_duration.labels(*labels, error).observe(r.latency_ms / 1000)
+            if r.ttft_ms is not None and r.stream:
+                metrics.gateway_first_token.labels(*labels).observe(r.ttft_ms / 1000)
+            for kind, count in (
+                ("input", r.input_tokens + r.cache_read_tokens + r.cache_write_tokens),
+                ("output", r.output_tokens),
+            ):
+                if count:
+                    metrics.token_usage.labels(*labels, kind).observe(count)
+
+    async def _session_events(self, batch: list[CallRecord]) -> None:
+        if self._on_session_usage is None:
+            return
+        by_session: dict[str, list[EventDraft]] = {}
+        for record in batch:
+            if record.session_id:
+                by_session.setdefault(record.session_id, []).append(usage_event(record))
+        for session_id, drafts in by_session.items():
+            try:
+                await self._on_session_usage(session_id, drafts)
+            except Exception:
+                # The call record is committed; only the session's copy of it is missing.
+                log.exception("recording gateway usage on session %s failed", session_id)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.flush()
