@@ -158,6 +158,7 @@ async def build(settings: Settings) -> Services:
         turn_estimate_usd=settings.turn_estimate_usd,
     )
     governor.listeners.append(audit.queue.on_decision)
+    db.epoch_listeners.append(governor.invalidate)
     telemetry = Telemetry(
         db,
         content=settings.trace_content,

@@ -8,6 +8,7 @@ on every call against the cached row.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 
@@ -40,6 +41,9 @@ class KeyCache:
         self._secret = hash_secret
         self._ttl = ttl
         self._cache: dict[str, tuple[ApiKey, Subject, float]] = {}
+        # One lookup per key at a time: a burst of calls with a new key waits for the first
+        # one's read instead of taking every database connection at once.
+        self._loading: dict[str, asyncio.Future[tuple[ApiKey, Subject, float]]] = {}
 
     async def subject(self, plaintext: str | None) -> tuple[ApiKey, Subject]:
         if not plaintext:
@@ -47,13 +51,34 @@ class KeyCache:
         now = time.monotonic()
         hit = self._cache.get(plaintext)
         if hit is None or now - hit[2] > self._ttl:
-            hit = await self._load(plaintext, now)
+            hit = await self._single_load(plaintext, now)
         key = hit[0]
         if key.revoked_at is not None:
             raise Unauthenticated("API key was revoked", code="key_revoked")
         if key.expires_at is not None and key.expires_at <= utcnow():
             raise Unauthenticated("API key has expired", code="key_expired")
         return key, hit[1]
+
+    async def _single_load(self, plaintext: str, now: float) -> tuple[ApiKey, Subject, float]:
+        pending = self._loading.get(plaintext)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future = asyncio.get_running_loop().create_future()
+        self._loading[plaintext] = future
+        try:
+            found = await self._load(plaintext, now)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()  # marked retrieved: nobody else may be waiting
+            else:
+                future.cancel()
+            raise
+        else:
+            future.set_result(found)
+            return found
+        finally:
+            del self._loading[plaintext]
 
     async def _load(self, plaintext: str, now: float) -> tuple[ApiKey, Subject, float]:
         prefix = keygen.prefix_of(plaintext)

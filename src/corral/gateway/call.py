@@ -101,6 +101,7 @@ class ModelCall:
         self.worst = 0
         self.response: aiohttp.ClientResponse | None = None
         self.sent_headers = False
+        self.admitted = False
         #: Set just before the last byte goes out: a disconnect after it is not an abort.
         self.complete = False
 
@@ -153,6 +154,7 @@ class ModelCall:
                 raise Refusal(exc.status, exc.code, exc.detail, extra) from None
             raise Refusal(403, decision.code, decision.reason)
         self.reservation = decision.reservation
+        self.admitted = True
         return body, hops, prepared.stream, prepared.injected_usage
 
     # -- the call --------------------------------------------------------------------------------
@@ -250,8 +252,8 @@ class ModelCall:
         rec = self.record
         if self.response is not None:
             self.response.close()
-        if rec.outcome is CallOutcome.REFUSED and self.reservation is None:
-            return  # never admitted: nothing was sent
+        if not self.admitted:
+            return  # refused (or still reading the request): nothing was sent
         rec.outcome, rec.code = CallOutcome.ABORTED, "client_disconnected"
         rec.status = rec.status or 499
         self.settle(None, estimate=True)

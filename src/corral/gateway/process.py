@@ -86,6 +86,7 @@ class _Worker:
             check_every=min(settings.governance_check_seconds, WORKER_EPOCH_CHECK_SECONDS),
         )  # fmt: skip
         self.governor.listeners.append(self.audit.queue.on_decision)
+        self.db.epoch_listeners.append(self.governor.invalidate)
         self.writer = EventWriter(self.db)
         self.gateway = build_gateway(
             settings, self.db, self.vault, self.governor, Metrics(), self.writer

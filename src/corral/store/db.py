@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from corral.domain.errors import InvalidRequest
 _WRITE = "corral_write"
 #: Execution option on write connections naming the writer (see ``Database.origin``).
 ORIGIN_OPTION = "corral_origin"
+#: Set in a connection's ``info`` by a transaction that moved the governance epoch.
+EPOCH_BUMPED = "corral_epoch_bumped"
 
 
 def normalize_url(url: str) -> str:
@@ -80,6 +82,9 @@ class Database:
         #: Who writes through this handle (the instance id); carried by change notifications so
         #: a replica can tell its own commits, already handed to its readers, from others'.
         self.origin = ""
+        #: Called after a commit that moved the governance epoch (``bump_epoch``), so this
+        #: process's caches follow at once, before any NOTIFY or periodic check.
+        self.epoch_listeners: list[Callable[[], None]] = []
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo}
@@ -116,8 +121,15 @@ class Database:
                 await stack.enter_async_context(self._write_lock)
             conn = await stack.enter_async_context(self.engine.connect())
             conn = await conn.execution_options(**{_WRITE: True, ORIGIN_OPTION: self.origin})
-            async with conn.begin():
-                yield conn
+            try:
+                async with conn.begin():
+                    yield conn
+                bumped = conn.info.get(EPOCH_BUMPED, False)
+            finally:
+                conn.info.pop(EPOCH_BUMPED, None)
+            if bumped:
+                for listener in self.epoch_listeners:
+                    listener()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.domain.records import Budget, ModelPriceRow, Page, Policy
 from corral.store import pagination
+from corral.store.db import EPOCH_BUMPED
 from corral.store.errors import conflict_on_duplicate
 from corral.store.tables import (
     agents,
@@ -48,6 +49,7 @@ async def bump_epoch(conn: AsyncConnection) -> int:
         .values(epoch=governance_epoch.c.epoch + 1)
     )
     epoch = await read_epoch(conn)
+    conn.info[EPOCH_BUMPED] = True
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.select(sa.func.pg_notify(GOVERNANCE_CHANNEL, str(epoch))))
     return epoch

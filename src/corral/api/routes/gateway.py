@@ -28,6 +28,7 @@ from corral.api.schemas.gateway import (
 router = APIRouter(tags=["gateway"])
 
 Ref = Path(min_length=1, max_length=200, description="Name or id.")
+ModelName = Path(min_length=1, max_length=200, description="The model name callers use.")
 
 
 @router.get("/v1/gateway/upstreams", response_model=PageOut[UpstreamOut])
@@ -85,7 +86,7 @@ async def create_model(body: ModelCreate, who: Caller, svc: Svc) -> ModelOut:
 
 
 @router.put("/v1/gateway/models/{name}", response_model=ModelOut)
-async def put_model(body: ModelPut, who: Caller, svc: Svc, name: str = Ref) -> ModelOut:
+async def put_model(body: ModelPut, who: Caller, svc: Svc, name: str = ModelName) -> ModelOut:
     """Create or replace the route of a model name."""
     route = await svc.gateway_admin.put_model(
         who, name=name, targets=[(t.upstream, t.model) for t in body.targets],
@@ -95,7 +96,7 @@ async def put_model(body: ModelPut, who: Caller, svc: Svc, name: str = Ref) -> M
 
 
 @router.delete("/v1/gateway/models/{name}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_model(who: Caller, svc: Svc, name: str = Ref) -> Response:
+async def delete_model(who: Caller, svc: Svc, name: str = ModelName) -> Response:
     await svc.gateway_admin.delete_model(who, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

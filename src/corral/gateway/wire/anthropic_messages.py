@@ -27,7 +27,6 @@ from corral.gateway.wire.base import (
 )
 from corral.gateway.wire.stream import (
     StreamMeter,
-    describe_error,
     event_bounds,
     event_json,
     find_event,
@@ -56,7 +55,7 @@ def _error_type(status: int) -> str:
     return _TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
 
 
-def _error(status: int, code: str, message: str) -> dict[str, Any]:
+def _envelope(status: int, code: str, message: str) -> dict[str, Any]:
     # `details.error_code` is where Anthropic puts a stable cause code; the SDK exposes it as
     # `APIStatusError.error_code` and keeps the rest of `error` as it came.
     return {
@@ -80,7 +79,7 @@ _MESSAGE_EVENTS = (b"message_start", b"message_delta")
 class MessagesMeter(StreamMeter):
     __slots__ = ()
 
-    def _scan(self, region: bytes) -> None:
+    def _meter(self, region: bytes) -> bytes:
         if not self.saw_output and find_event(region, b"content_block_delta") >= 0:
             self.saw_output = True
         # One search finds message_start, message_delta and message_stop, in stream order.
@@ -101,7 +100,8 @@ class MessagesMeter(StreamMeter):
         if pos >= 0:
             event = event_json(region, *event_bounds(region, pos))
             if isinstance(event, dict) and event.get("type") == "error":
-                self.error = describe_error(event.get("error"))
+                self._error(event.get("error"))
+        return region
 
     def _message_event(self, name: bytes, event: dict[str, Any]) -> None:
         if name == b"message_start":
@@ -161,7 +161,7 @@ class AnthropicMessages(Wire):
         return MessagesMeter()
 
     def error_body(self, status: int, code: str, message: str) -> bytes:
-        return orjson.dumps(_error(status, code, message))
+        return orjson.dumps(_envelope(status, code, message))
 
     def is_error_body(self, raw: bytes) -> bool:
         body = parse_json(raw) if raw.lstrip()[:1] == b"{" else None
@@ -172,4 +172,4 @@ class AnthropicMessages(Wire):
 
     def sse_error(self, status: int, code: str, message: str) -> bytes:
         # The SDK raises an APIStatusError from this event (status 200: the stream's own).
-        return b"event: error\ndata: " + orjson.dumps(_error(status, code, message)) + b"\n\n"
+        return b"event: error\ndata: " + orjson.dumps(_envelope(status, code, message)) + b"\n\n"

@@ -26,11 +26,9 @@ from corral.gateway.wire.base import (
 )
 from corral.gateway.wire.stream import (
     StreamMeter,
-    describe_error,
     event_bounds,
     event_json,
     find_data,
-    last_boundary,
 )
 
 # A usage or error key; only an object after it counts (the injected-usage stream has
@@ -70,18 +68,20 @@ def _usage(usage: Any) -> Usage:
 
 
 class ChatMeter(StreamMeter):
-    """Meters a chat stream whose chunks all pass through unchanged."""
+    """Meters a chat stream. With ``strip`` (the gateway injected include_usage), it also cuts
+    the usage-only chunk out of what is forwarded, so the caller's stream is the one it asked for.
+    """
 
-    __slots__ = ("_cuts", "_strip")
+    __slots__ = ("_strip",)
 
-    def __init__(self) -> None:
+    def __init__(self, strip: bool) -> None:
         super().__init__()
-        self._strip = False
-        self._cuts: list[tuple[int, int]] = []
+        self._strip = strip
 
-    def _scan(self, region: bytes) -> None:
+    def _meter(self, region: bytes) -> bytes:
         if not self.saw_output and _has_output(region):
             self.saw_output = True
+        cuts = []
         pos = region.find(_USAGE)
         while pos >= 0:
             after = pos + 8
@@ -92,7 +92,7 @@ class ChatMeter(StreamMeter):
                     self.usage = _usage(chunk["usage"])
                     # Only the usage-only chunk goes: some servers put usage on a content chunk.
                     if self._strip and not chunk.get("choices"):
-                        self._cuts.append((start, end))
+                        cuts.append((start, end))
                 after = end
             pos = region.find(_USAGE, after)
         pos = region.find(_ERROR)
@@ -102,63 +102,20 @@ class ChatMeter(StreamMeter):
                 start, after = event_bounds(region, pos)
                 chunk = event_json(region, start, after)
                 if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
-                    self.error = describe_error(chunk["error"])
+                    self._error(chunk["error"])
             pos = region.find(_ERROR, after)
         # [DONE] is the last event, so a region ending in a JSON event cannot hold it: this skips
         # the search on every chunk but the last.
         if not region.endswith((b"}\n\n", b"}\r\n\r\n")) and find_data(region, b"[DONE]") >= 0:
             self.complete = True
-
-
-class StrippingChatMeter(ChatMeter):
-    """Meters a stream whose usage the gateway injected, and removes the usage-only chunk.
-
-    To cut an event out it must hold the event whole, so this meter forwards complete events only
-    and keeps an unfinished one until its end arrives; clients cannot act on half an event anyway.
-    """
-
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._strip = True
-
-    def feed(self, chunk: bytes) -> bytes:
-        tail = self._tail
-        if self.complete:
-            if tail is None:
-                return chunk
-            self._tail = None
-            return bytes(tail) + chunk
-        if tail is None:
-            data: bytes | bytearray = chunk
-            start = 0
-        else:
-            start = max(0, len(tail) - 2)
-            tail += chunk
-            data = tail
-        end = len(data) if data.endswith(b"\n\n") else last_boundary(data, start)
-        if end < 0:
-            if tail is None:
-                self._tail = bytearray(chunk)
-            return b""
-        region = data if end == len(data) and data is chunk else bytes(data[:end])
-        self._tail = bytearray(data[end:]) if end < len(data) else None
-        self._scan(region)
-        if not self._cuts:
+        if not cuts:
             return region
-        out = bytearray()
-        last = 0
-        for start, end in sorted(self._cuts):
-            out += region[last:start]
+        kept, last = [], 0
+        for start, end in cuts:
+            kept.append(region[last:start])
             last = end
-        out += region[last:]
-        self._cuts.clear()
-        return bytes(out)
-
-    def flush(self) -> bytes:
-        tail, self._tail = self._tail, None
-        return bytes(tail) if tail else b""
+        kept.append(region[last:])
+        return b"".join(kept)
 
 
 class OpenAIChat(Wire):
@@ -174,7 +131,7 @@ class OpenAIChat(Wire):
             raise WireError("invalid_body", "'messages' must be a list.")
         stream = require_stream(body)
         # max_tokens is deprecated (and refused by reasoning models) but still what many callers
-        # send; max_completion_tokens wins when both are set, as OpenAI documents.
+        # send; when both are set, the newer max_completion_tokens is taken as the one in force.
         limit = bound(body, "max_completion_tokens") or bound(body, "max_tokens")
         injected = limit is None
         if limit is None:
@@ -201,7 +158,7 @@ class OpenAIChat(Wire):
         return _usage(usage) if isinstance(usage, dict) else None
 
     def meter(self, injected_usage: bool) -> StreamMeter:
-        return StrippingChatMeter() if injected_usage else ChatMeter()
+        return ChatMeter(strip=injected_usage)
 
     def error_body(self, status: int, code: str, message: str) -> bytes:
         return openai_common.error_body(status, code, message)

@@ -27,11 +27,9 @@ from corral.gateway.wire.base import (
 )
 from corral.gateway.wire.stream import (
     StreamMeter,
-    describe_error,
     event_bounds,
     event_json,
     find_event,
-    is_type,
 )
 
 _ENDS = (b"response.completed", b"response.incomplete", b"response.failed")
@@ -45,23 +43,27 @@ def _usage(usage: Any) -> Usage:
 
 
 def _has_output(region: bytes) -> bool:
-    # Every generated-content event is a `*.delta` (output text, function call arguments,
-    # reasoning summary, refusal, audio): its name ends a line (`event:`) or a string (`type`).
+    # Every generated-content event is a `response.*.delta` (output text, function call
+    # arguments, reasoning, refusal, audio): its name ends an `event:` line or a `type` string.
     pos = region.find(b".delta")
     while pos >= 0:
-        pos += 6
-        if region[pos : pos + 1] in (b"\n", b"\r", b'"'):
+        after = region[pos + 6 : pos + 7]
+        if after in (b"\n", b"\r"):
             return True
-        pos = region.find(b".delta", pos)
+        if after == b'"':
+            # ... and only as the value of "type": `"type":"response.output_text.delta"`.
+            key = region.rfind(b'"type":', max(0, pos - 64), pos)
+            value = region[key + 7 : pos].lstrip(b" ")
+            if key >= 0 and value[:1] == b'"' and value.count(b'"') == 1:
+                return True
+        pos = region.find(b".delta", pos + 6)
     return False
 
 
 def _is_end(head: bytes) -> bool:
     """Whether an event whose bytes before ``"response":`` are ``head`` is a terminal one."""
-    for name in _ENDS:
-        pos = head.find(name)
-        if pos >= 0 and is_type(head, pos, len(name)):
-            return True
+    if any(find_event(head, name) >= 0 for name in _ENDS):
+        return True
     # A server that puts "response" before "type" and sends no `event:` line: look at the JSON.
     return b"event:" not in head and b'"type"' not in head
 
@@ -69,7 +71,7 @@ def _is_end(head: bytes) -> bool:
 class ResponsesMeter(StreamMeter):
     __slots__ = ()
 
-    def _scan(self, region: bytes) -> None:
+    def _meter(self, region: bytes) -> bytes:
         if not self.saw_output and _has_output(region):
             self.saw_output = True
         # Only events that carry the whole response have this key; their type is at their head.
@@ -89,7 +91,8 @@ class ResponsesMeter(StreamMeter):
                 # The API reference puts code/message on the event; the live API nests them in
                 # "error" (see sse_error). Read either.
                 nested = event.get("error")
-                self.error = describe_error(nested if isinstance(nested, dict) else event)
+                self._error(nested if isinstance(nested, dict) else event)
+        return region
 
     def _end(self, event: dict[str, Any]) -> None:
         self.complete = True
@@ -100,7 +103,7 @@ class ResponsesMeter(StreamMeter):
         if isinstance(usage, dict):
             self.usage = _usage(usage)
         if event.get("type") == "response.failed":
-            self.error = describe_error(response.get("error"))
+            self._error(response.get("error"))
 
 
 class OpenAIResponses(Wire):

@@ -7,6 +7,11 @@ than the whole budget of the hot path, so a meter keeps only the unfinished tail
 (from the last blank line), searches complete events with ``bytes.find`` for a few markers, and
 hands to orjson only the one or two events that carry usage, an error or the end.
 
+A meter forwards whole events only, holding an unfinished one until its end arrives. Clients
+cannot act on half an event anyway, and it keeps what the caller received event-aligned: when
+the upstream dies mid-event, the gateway's error event follows a clean boundary instead of being
+glued onto half a ``data:`` line (and the OpenAI chat meter can cut out an event it must hide).
+
 Marker searches cannot be fooled by model output: text arrives inside JSON strings, which hold no
 raw newline and escape their quotes, so an ``event:`` line or a ``"type":"name"`` member found in
 the raw bytes is always the real thing.
@@ -24,60 +29,78 @@ _NEWLINES = (10, 13)  # \n and \r as bytes items
 
 
 class StreamMeter:
-    """Per-stream state: feed it every chunk, forward what ``feed`` returns, call ``flush`` at EOF.
+    """Per-stream state: feed it every chunk and forward what ``feed`` returns.
 
     ``usage`` is the latest usage seen (None until the format reports one), ``saw_output`` turns
     true at the first generated content (for time to first token), ``complete`` at the format's
-    normal end (a truncated stream never gets there) and ``error`` names an in-stream error event.
+    normal end (a truncated stream never gets there). ``error`` is the code (else the type) of an
+    in-stream error event, ``error_message`` its message.
     """
 
-    __slots__ = ("_tail", "complete", "error", "saw_output", "usage")
+    __slots__ = ("_tail", "complete", "error", "error_message", "saw_output", "usage")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.saw_output = False
         self.complete = False
         self.error: str | None = None
+        self.error_message: str | None = None
         # The bytes after the last complete event; None (not b"") on the common path, where
         # upstream chunks end on event boundaries, so that path allocates nothing.
         self._tail: bytearray | None = None
 
     def feed(self, chunk: bytes) -> bytes:
-        """Meter ``chunk`` and return the bytes to forward: here always ``chunk`` itself."""
-        if self.complete or not chunk:
-            return chunk
+        """Meter ``chunk``; return the complete events it ends, to forward.
+
+        That is ``chunk`` itself (no copy) whenever it ends on an event boundary with nothing
+        held before it, as upstream chunks nearly always do; b"" while an event is unfinished.
+        """
         tail = self._tail
         if tail is None:
-            # Upstreams nearly always flush whole events: skip the boundary search then.
-            end = len(chunk) if chunk.endswith(b"\n\n") else last_boundary(chunk, 0)
-            if end == len(chunk):
-                self._scan(chunk)
-            elif end < 0:
+            if chunk.endswith(b"\n\n"):  # the common case: skip the boundary search
+                return chunk if self.complete else self._meter(chunk)
+            data: bytes | bytearray = chunk
+            start = 0
+        else:
+            # Search only the new bytes (plus two that may start a blank line), so feeding a
+            # large event one byte at a time stays linear.
+            start = max(0, len(tail) - 2)
+            tail += chunk
+            data = tail
+        end = last_boundary(data, start)
+        if end < 0:
+            if tail is None and chunk:
                 self._tail = bytearray(chunk)
-            else:
-                self._scan(chunk[:end])
-                self._tail = bytearray(chunk[end:])
-            return chunk
-        # Search only the new bytes (plus the two that may start a blank line), so feeding a large
-        # event one byte at a time stays linear.
-        start = max(0, len(tail) - 2)
-        tail += chunk
-        end = last_boundary(tail, start)
-        if end >= 0:
-            self._scan(bytes(tail[:end]))
-            self._tail = tail[end:] if end < len(tail) else None
-        return chunk
+            return b""
+        region = chunk if data is chunk and end == len(chunk) else bytes(data[:end])
+        self._tail = bytearray(data[end:]) if end < len(data) else None
+        return region if self.complete else self._meter(region)
 
     def flush(self) -> bytes:
-        """Bytes held back, to forward when the upstream ends. Empty unless a subclass holds any.
+        """The unfinished event held at the upstream's EOF (b"" after a normal end).
 
-        An unfinished event at EOF is dropped by SSE clients anyway, so losing it is harmless.
+        SSE clients discard an unfinished event at EOF, so dropping it is right; forwarding it
+        is harmless too, unless another event is sent after it.
         """
-        return b""
+        tail, self._tail = self._tail, None
+        return bytes(tail) if tail else b""
 
-    def _scan(self, region: bytes) -> None:
-        """Meter ``region``: one or more complete events, ending with a blank line."""
+    def _meter(self, region: bytes) -> bytes:
+        """Meter ``region`` (complete events, ending with a blank line); return what to forward."""
         raise NotImplementedError
+
+    def _error(self, error: Any) -> None:
+        """Record an error object: OpenAI's ``code`` or Anthropic's ``details.error_code``, else
+        its ``type``; a stable word for the call record, with the message beside it."""
+        if not isinstance(error, dict):
+            self.error = "error"
+            return
+        details = error.get("details")
+        cause = details.get("error_code") if isinstance(details, dict) else None
+        kind = error.get("code") or cause or error.get("type")
+        message = error.get("message")
+        self.error = str(kind) if kind else "error"
+        self.error_message = message if isinstance(message, str) else None
 
 
 def last_boundary(buf: bytes | bytearray, start: int) -> int:
@@ -170,14 +193,3 @@ def find_data(buf: bytes, value: bytes, start: int = 0) -> int:
             return pos
         pos = buf.find(value, pos + len(value))
     return -1
-
-
-def describe_error(error: Any) -> str:
-    """A short "type_or_code: message" for an error object, for logs and the call record."""
-    if not isinstance(error, dict):
-        return "error"
-    details = error.get("details")
-    cause = details.get("error_code") if isinstance(details, dict) else None  # Anthropic's code
-    kind = error.get("code") or cause or error.get("type") or "error"
-    message = error.get("message")
-    return f"{kind}: {message}" if isinstance(message, str) and message else str(kind)
