@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import typer
 
-from corral.cli import output
+from corral.cli import output, sessions
 from corral.cli.output import JsonOpt
 
 upstreams_app = typer.Typer(no_args_is_help=True)
@@ -215,3 +215,23 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models", help="Gateway model routes and fallbacks.")
     app.command("usage", help="Model-call usage through the gateway.")(usage)
     app.command("gateway", rich_help_panel="Server-side (operators)")(gateway)
+    sessions.app.command("gateway-key")(session_key)
+
+
+def session_key(
+    ctx: typer.Context,
+    session_id: str = typer.Argument(..., help="The session whose runtime will use the key."),
+    json_: bool = JsonOpt,
+) -> None:
+    """Mint a short-lived gateway key for one session (give it to the runtime)."""
+    state = output.use(ctx, json_)
+    minted = state.client.post(f"/v1/sessions/{_ref(session_id)}/gateway-key")
+    if state.json:
+        output.emit_json(minted)
+        return
+    output.details([
+        ("key", minted["key"]), ("expires", minted["expires_at"]),
+        ("OPENAI_BASE_URL", minted["openai_base_url"]),
+        ("ANTHROPIC_BASE_URL", minted["anthropic_base_url"]),
+    ])  # fmt: skip
+    output.warn("The key is shown only once.")

@@ -23,7 +23,7 @@ from corral.gateway.recorder import CallRecorder
 from corral.governance.governor import Governor
 from corral.governance.ledger import BudgetLedger, LedgerTimings
 from corral.sessions.writer import EventWriter
-from corral.store import migrate
+from corral.store import schema_version
 from corral.store.db import Database
 from corral.telemetry.metrics import Metrics
 from corral.vault import keyring
@@ -94,10 +94,11 @@ class _Worker:
         self.app = GatewayApp(self.gateway)
 
     async def start(self) -> None:
-        current = await migrate.current_revision(self.db)
-        if current != migrate.head_revision():
+        current = await schema_version.current_revision(self.db)
+        head = schema_version.head_revision()
+        if current != head:
             raise RuntimeError(
-                f"the database is at revision {current}, not {migrate.head_revision()}: "
+                f"the database is at schema revision {current}, not {head}: "
                 "run `corral db migrate` first"
             )
         await self.audit.open()

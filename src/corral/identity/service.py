@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -12,8 +12,8 @@ from corral.audit.log import AuditLog
 from corral.audit.record import AuditEntry, entry
 from corral.domain.errors import InvalidRequest, NotFound, Unauthenticated
 from corral.domain.ids import new_id
-from corral.domain.records import ApiKey, Org, Page, Team, User
-from corral.domain.roles import Role
+from corral.domain.records import ApiKey, Org, Page, Session, Team, User
+from corral.domain.roles import Role, at_least
 from corral.identity import keys as keygen
 from corral.identity.authz import (
     Action,
@@ -202,6 +202,27 @@ class IdentityService:
             await self._audit.append(conn, _key_entry(who, issued.key))
         return issued
 
+    async def issue_session_key(
+        self, who: Principal, session: Session, lifetime: timedelta
+    ) -> IssuedKey:
+        """A short-lived key for one session's model calls through the gateway.
+
+        Every call made with it is attributed to the session, its agent, team and owner, and
+        counts against their budgets. The caller must be allowed to write to the session
+        (checked by the caller); the key has the developer role at most.
+        """
+        async with self._db.write() as conn:
+            owner = await repo.get_user(conn, session.user_id or who.user_id)
+            if owner is None:
+                raise NotFound("the session's owner no longer exists")
+            role = Role.DEVELOPER if at_least(owner.role, Role.DEVELOPER) else owner.role
+            issued = await self._issue(
+                conn, owner, f"gateway {session.id}", role, utcnow() + lifetime, None,
+                session_id=session.id, agent_id=session.agent_id,
+            )  # fmt: skip
+            await self._audit.append(conn, _key_entry(who, issued.key))
+        return issued
+
     async def _issue(
         self,
         conn: AsyncConnection,
@@ -210,6 +231,9 @@ class IdentityService:
         role: Role,
         expires_at: datetime | None,
         rotated_from: str | None,
+        *,
+        session_id: str | None = None,
+        agent_id: str | None = None,
     ) -> IssuedKey:
         fresh = keygen.generate()
         key = ApiKey(
@@ -226,6 +250,8 @@ class IdentityService:
             expires_at=expires_at,
             revoked_at=None,
             rotated_from=rotated_from,
+            session_id=session_id,
+            agent_id=agent_id,
         )
         await repo.insert_key(conn, key)
         return IssuedKey(key, fresh.plaintext)
@@ -300,5 +326,5 @@ def _key_entry(who: Principal | None, key: ApiKey) -> AuditEntry:
     return entry(
         "key.create", ("key", key.id), actor=who, org_id=key.org_id, team_id=key.team_id,
         details={"name": key.name, "owner": key.user_id, "role": key.role,
-                 "expires_at": key.expires_at},
+                 "expires_at": key.expires_at, "session_id": key.session_id},
     )  # fmt: skip

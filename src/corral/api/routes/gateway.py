@@ -6,9 +6,9 @@ The model APIs themselves (``/v1/chat/completions``, ``/v1/responses``, ``/v1/me
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from corral.api.deps import Caller, Svc
 from corral.api.schemas.common import PageOut
@@ -17,6 +17,7 @@ from corral.api.schemas.gateway import (
     ModelCreate,
     ModelOut,
     ModelPut,
+    SessionKeyOut,
     UpstreamCreate,
     UpstreamOut,
     UpstreamUpdate,
@@ -24,6 +25,7 @@ from corral.api.schemas.gateway import (
     call_out,
     usage_row,
 )
+from corral.identity.authz import Action
 
 router = APIRouter(tags=["gateway"])
 
@@ -152,3 +154,20 @@ async def calls(
                        outcome=outcome)  # fmt: skip
     rows = await svc.gateway_admin.calls(who, filters, limit)
     return PageOut[CallOut](data=[call_out(r) for r in rows], next_cursor=None)
+
+
+@router.post("/v1/sessions/{session_id}/gateway-key", status_code=201, response_model=SessionKeyOut)
+async def session_key(session_id: str, request: Request, who: Caller, svc: Svc) -> SessionKeyOut:
+    """Mint a short-lived key for one session's model calls (hand it to the runtime): every
+    call made with it is attributed to the session and its agent, and shows on the session as
+    a `usage` event."""
+    session = await svc.sessions.get(who, session_id, Action.SESSIONS_WRITE)
+    lifetime = timedelta(hours=svc.settings.gateway_session_key_hours)
+    issued = await svc.identity.issue_session_key(who, session, lifetime)
+    base = (svc.settings.gateway_public_url or str(request.base_url)).rstrip("/")
+    assert issued.key.expires_at is not None
+    return SessionKeyOut(
+        key=issued.plaintext, key_id=issued.key.id, session_id=session.id,
+        agent_id=session.agent_id, expires_at=issued.key.expires_at,
+        openai_base_url=f"{base}/v1", anthropic_base_url=base,
+    )  # fmt: skip

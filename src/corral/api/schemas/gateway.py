@@ -156,3 +156,15 @@ def usage_row(row: dict[str, Any]) -> UsageRow:
 
 def call_out(row: dict[str, Any]) -> CallOut:
     return CallOut.model_validate({**row, "cost_usd": int(row["cost_micros"]) / 1_000_000})
+
+
+class SessionKeyOut(Output):
+    """What a runtime needs to send a session's model calls through the gateway."""
+
+    key: str = Field(description="Shown once. Give it to the runtime as its provider API key.")
+    key_id: str
+    session_id: str
+    agent_id: str
+    expires_at: datetime
+    openai_base_url: str = Field(description="For OpenAI SDKs / OPENAI_BASE_URL.")
+    anthropic_base_url: str = Field(description="For Anthropic SDKs / ANTHROPIC_BASE_URL.")
