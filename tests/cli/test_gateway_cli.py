@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import openai
 import pytest
 
+from corral.sim._server import BackgroundServer
+from corral.sim.mock_llm import create_app as create_mock_llm
 from tests.cli.test_cli import Cli, Run
-from tests.gateway.conftest import Upstream, llm  # noqa: F401  (the fixture)
+from tests.gateway.conftest import Upstream
 from tests.support.corral import CorralServer
+
+
+@pytest.fixture
+def llm() -> Iterator[Upstream]:
+    app = create_mock_llm()
+    with BackgroundServer(app) as url:
+        yield Upstream(url, app)
 
 
 async def test_upstreams_models_and_usage(

@@ -22,14 +22,14 @@ async def _healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     async with httpx.AsyncClient() as client:
         for _ in range(200):
             if proc.poll() is not None:
-                pytest.fail(f"corral gateway exited: {log.read_text()[-2000:]}")
+                pytest.fail(f"corral gateway exited: {log.read_text()[-2000:]}")  # noqa: ASYNC240
             try:
                 if (await client.get(f"{url}/healthz")).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.05)
-    pytest.fail(f"corral gateway did not start: {log.read_text()[-2000:]}")
+    pytest.fail(f"corral gateway did not start: {log.read_text()[-2000:]}")  # noqa: ASYNC240
 
 
 async def test_workers_serve_calls_and_share_the_database(tmp_path: Path, llm: Upstream) -> None:
@@ -42,7 +42,7 @@ async def test_workers_serve_calls_and_share_the_database(tmp_path: Path, llm: U
                    CORRAL_MASTER_KEY=settings.master_key or "", CORRAL_LOG_FORMAT="text")  # fmt: skip
         log = tmp_path / "gateway.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # noqa: ASYNC220
                 [str(Path(sys.executable).parent / "corral"), "gateway", "--port", str(port),
                  "--workers", "2"],
                 env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
