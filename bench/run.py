@@ -1,7 +1,9 @@
 """``python -m bench``: run every scenario on SQLite and PostgreSQL and print one table.
 
 Also writes ``bench/results/latest.json`` (``governance.json`` for the ``governance`` part of a
-run, or for ``--only governance`` alone; ``observability.json`` likewise for ``observability``).
+run, or for ``--only governance`` alone; ``observability.json`` likewise for ``observability``,
+``gateway.json`` for ``gateway``, which runs once, not per backend: Corral's gateway on SQLite
+against the LiteLLM proxy and a bare forwarder, see :mod:`bench.gateway`).
 ``--quick`` is a ~2 minute smoke run with small N (a minute of it is ``recovery``, about 35 s
 ``governance``), plus about 5 minutes per backend for ``adapters``.
 PostgreSQL comes from ``CORRAL_TEST_DATABASE_URL`` (default: the loopback ``corral`` role);
@@ -32,19 +34,35 @@ if __package__ in (None, ""):  # run as ``python bench/run.py``
 from rich.console import Console
 from rich.table import Table
 
-from bench import adapters, create, fleet, governance, ingest, observability, recovery, runtimes
+from bench import (
+    adapters,
+    create,
+    fleet,
+    gateway,
+    gateway_report,
+    governance,
+    ingest,
+    observability,
+    recovery,
+    runtimes,
+)
 from bench.harness import BACKENDS, Databases, machine_info, postgres_info
 from bench.live import LiveConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("create", "ingest", "fleet", "recovery", "adapters", "governance", "observability")
+SCENARIOS = ("create", "ingest", "fleet", "recovery", "adapters", "governance", "observability",
+             "gateway")  # fmt: skip
+#: Scenarios that run once per run rather than once per backend.
+ONCE = ("gateway",)
 LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 CONFIG_KEYS = ("sessions", "creates", "concurrent_creates", "workers", "turns", "ingest_sessions",
                "repeats", "deep_walks", "takeover_rounds", "backfill_steps", "backfill_repeats",
                "live_levels", "live_seconds", "live_rate", "live_sqlite", "adapters_sessions",
                "adapters_target", "adapters_interval", "adapters_hold", "adapters_kinds",
                "governance_calls", "governance_seconds", "governance_concurrency",
-               "observability_appends", "observability_calls", "observability_turns")  # fmt: skip
+               "observability_appends", "observability_calls", "observability_turns",
+               "gateway_requests", "gateway_seconds", "gateway_levels",
+               "gateway_stream_concurrency", "gateway_proxies", "gateway_delay_ms")  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -103,6 +121,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--observability-turns", type=int, help="turns replayed through the telemetry tap"
     )
     parser.add_argument(
+        "--gateway-requests", type=int, help="timed c=1 requests per gateway latency measurement"
+    )
+    parser.add_argument("--gateway-seconds", type=float, help="length of each gateway load run")
+    parser.add_argument(
+        "--gateway-levels", default="1,16,64,256", help="comma list of gateway concurrencies"
+    )
+    parser.add_argument(
+        "--gateway-stream-concurrency", type=int, default=64, help="concurrent gateway streams"
+    )
+    parser.add_argument(
+        "--gateway-delay-ms",
+        type=float,
+        default=0.0,
+        help="the mock upstream's delay before a reply and between stream chunks",
+    )
+    parser.add_argument(
+        "--gateway-proxies",
+        default=",".join(gateway.PROXIES),
+        help="comma list of: " + ", ".join(gateway.PROXIES),
+    )
+    parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="comma list of: sqlite, postgres"
     )
     parser.add_argument(
@@ -120,7 +159,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--output",
         type=Path,
         help="JSON report (default bench/results/latest.json; governance.json for "
-        "--only governance, observability.json for --only observability)",
+        "--only governance, observability.json for --only observability, gateway.json for "
+        "--only gateway)",
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -144,6 +184,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "observability_appends": 1_000 if quick else 3_000,
         "observability_calls": 4_000 if quick else 20_000,
         "observability_turns": 100 if quick else 400,
+        "gateway_requests": 100 if quick else 300,
+        "gateway_seconds": 2.0 if quick else 5.0,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -151,10 +193,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.live_levels = [int(n) for n in str(args.live_levels).split(",") if n.strip()]
     args.adapters_kinds = [k.strip() for k in args.adapters_kinds.split(",") if k.strip()]
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.gateway_levels = [int(n) for n in str(args.gateway_levels).split(",") if n.strip()]
+    args.gateway_proxies = [p.strip() for p in args.gateway_proxies.split(",") if p.strip()]
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     args.output_given = args.output is not None
     if args.output is None:
-        alone = {("governance",): "governance.json", ("observability",): "observability.json"}
+        alone = {("governance",): "governance.json", ("observability",): "observability.json",
+                 ("gateway",): "gateway.json"}  # fmt: skip
         args.output = RESULTS / alone.get(tuple(args.only), "latest.json")
     for backend in args.backends:
         if backend not in BACKENDS:
@@ -165,6 +210,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for kind in args.adapters_kinds:
         if kind not in runtimes.ORDER:
             parser.error(f"unknown runtime kind {kind!r}")
+    for proxy in args.gateway_proxies:
+        if proxy not in gateway.PROXIES:
+            parser.error(f"unknown gateway proxy {proxy!r}")
     return args
 
 
@@ -182,6 +230,8 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "skipped": {},
     }
     backends = list(args.backends)
+    if all(s in ONCE for s in args.only):  # no per-backend scenario: no backend to check
+        report["results"], backends = {}, []
     try:
         if "postgres" in backends:
             error = await dbs.check_postgres()
@@ -212,10 +262,12 @@ async def _run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             ),
         }  # fmt: skip
         for scenario in SCENARIOS:
-            if scenario not in args.only:
+            if scenario not in args.only or scenario in ONCE:
                 continue
             for backend in backends:
                 await _step(console, report, scenario, backend, jobs[scenario])
+        if "gateway" in args.only:
+            await _gateway_step(console, report, workdir, args)
     finally:
         with console.status("dropping benchmark databases"):
             try:
@@ -265,6 +317,35 @@ def _observability_config(args: argparse.Namespace) -> observability.Observabili
         turns=args.observability_turns,
         recorded_turns=6 if args.quick else 20,
     )
+
+
+def _gateway_config(args: argparse.Namespace) -> gateway.GatewayConfig:
+    return gateway.GatewayConfig(
+        requests=args.gateway_requests,
+        warmup=20 if args.quick else 50,
+        seconds=args.gateway_seconds,
+        warmup_s=0.5 if args.quick else 1.0,
+        levels=tuple(args.gateway_levels),
+        stream_concurrency=args.gateway_stream_concurrency,
+        proxies=tuple(args.gateway_proxies),
+        delay_ms=args.gateway_delay_ms,
+    )
+
+
+async def _gateway_step(
+    console: Console, report: dict[str, Any], workdir: Path, args: argparse.Namespace
+) -> None:
+    """The gateway scenario, once (its Corral is on SQLite, whatever ``--backends`` says)."""
+    started = time.perf_counter()
+    with console.status("gateway: direct, " + ", ".join(args.gateway_proxies)):
+        try:
+            report["gateway"] = await gateway.run(workdir, _gateway_config(args))
+        except Exception as exc:
+            report["errors"]["gateway"] = f"{type(exc).__name__}: {exc}"
+            console.print("[red]gateway failed:[/red]")
+            console.print(traceback.format_exc(), markup=False, highlight=False)
+            return
+    console.print(f"  gateway: {time.perf_counter() - started:.1f} s")
 
 
 def _load() -> list[float] | None:
@@ -468,7 +549,9 @@ def render(report: dict[str, Any], console: Console) -> None:
         table.add_column(LABELS[backend], justify="right")
     for label, cell in rows(report):
         table.add_row(label, *(cell(report["results"][b]) for b in backends))
-    console.print(table)
+    if table.row_count:
+        console.print(table)
+    gateway_report.render(report, console)
     console.print(
         f"load average (1, 5, 15 min) at start {machine.get('load_average_start')}, "
         f"at end {machine.get('load_average_end')}: other work on the machine skews the numbers"
@@ -510,11 +593,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     render(report, console)
     gov = RESULTS / "governance.json"
     obs = RESULTS / "observability.json"
+    gw = RESULTS / "gateway.json"
     written = [args.output]
     if args.output == gov:  # --only governance: the governance report alone
         governance.save(report, gov)
     elif args.output == obs:  # --only observability: that report alone
         observability.save(report, obs)
+    elif args.output == gw:  # --only gateway: that report alone
+        gateway_report.save(report, gw)
     else:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2) + "\n")
@@ -524,6 +610,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "observability" in report["scenarios"] and not args.output_given:
             observability.save(report, obs)
             written.append(obs)
+        if "gateway" in report["scenarios"] and not args.output_given:
+            gateway_report.save(report, gw)
+            written.append(gw)
     console.print(f"total {report['seconds']} s; wrote {', '.join(map(str, written))}")
     if report["errors"]:
         sys.exit(1)

@@ -176,7 +176,9 @@ async def build(settings: Settings) -> Services:
         listener.listen(
             GOVERNANCE_CHANNEL, lambda p: governor.invalidate(int(p) if p.isdigit() else None)
         )
-    gateway = build_gateway(settings, db, vault, governor, telemetry.metrics, writer)
+    gateway = build_gateway(
+        settings, db, vault, governor, telemetry.metrics, writer, telemetry.pipeline.submit
+    )
     services = Services(
         settings=settings,
         db=db,

@@ -96,3 +96,8 @@ class CallRecord:
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     trace_id: str | None = None
+    # For the call's span (not stored with the record).
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    upstream_url: str | None = None
+    max_tokens: int | None = None

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from corral.audit import context as audit_context
 from corral.domain.errors import CorralError, Unauthenticated
 from corral.domain.gateway import CallOutcome, CallRecord
 from corral.domain.governance import Act, DecisionRequest, Outcome
@@ -24,6 +25,7 @@ from corral.domain.ids import new_id
 from corral.gateway.auth import presented_key
 from corral.gateway.engine import Gateway
 from corral.gateway.routing import ANTHROPIC_VERSION, Hop
+from corral.gateway.spans import new_span_id, new_trace_id, parse_traceparent, traceparent
 from corral.gateway.wire import Wire, WireError
 from corral.gateway.wire.base import Usage
 from corral.governance.governor import raise_for
@@ -35,8 +37,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 #: Caller headers passed on to the upstream (everything else is the gateway's business).
-_PASSED = frozenset({b"anthropic-version", b"anthropic-beta", b"traceparent", b"tracestate",
-                     b"openai-beta"})  # fmt: skip
+_PASSED = frozenset({b"anthropic-version", b"anthropic-beta", b"tracestate", b"openai-beta"})
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -72,8 +73,9 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _upstream_headers(scope: Scope, family: str) -> list[tuple[str, str]]:
-    headers = [("content-type", "application/json"), ("accept-encoding", "identity")]
+def _upstream_headers(scope: Scope, family: str, parent: str) -> list[tuple[str, str]]:
+    headers = [("content-type", "application/json"), ("accept-encoding", "identity"),
+               ("traceparent", parent)]  # fmt: skip
     seen_version = False
     for name, value in scope["headers"]:
         if name in _PASSED:
@@ -84,6 +86,16 @@ def _upstream_headers(scope: Scope, family: str) -> list[tuple[str, str]]:
     return headers
 
 
+def _trace_of(scope: Scope) -> tuple[str, str | None]:
+    """The caller's trace (and its span, our parent), or a new trace of our own."""
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            found = parse_traceparent(value.decode("latin-1"))
+            if found is not None:
+                return found
+    return new_trace_id(), None
+
+
 class ModelCall:
     """State of one call; ``run`` drives it and always leaves a record behind."""
 
@@ -92,10 +104,13 @@ class ModelCall:
         self.wire = wire
         self.scope = scope
         self.t0 = time.perf_counter()
+        trace_id, parent = _trace_of(scope)
         self.record = CallRecord(
             id=new_id("call"), org_id="", api=wire.name, model="", stream=False,
-            started_at=utcnow(), outcome=CallOutcome.REFUSED,
+            started_at=utcnow(), outcome=CallOutcome.REFUSED, trace_id=trace_id,
+            span_id=new_span_id(), parent_span_id=parent,
         )  # fmt: skip
+        audit_context.set_trace_id(trace_id)  # this call's task only: its audit record
         self.reservation: Any = None
         self.price: ModelPrice | None = None
         self.worst = 0
@@ -133,6 +148,7 @@ class ModelCall:
         except WireError as exc:
             raise Refusal(400, exc.code, exc.message) from None
         rec.model, rec.stream = route.name, prepared.stream
+        rec.max_tokens = prepared.max_output_tokens
         snap = gw.governor.current
         if snap is not None:
             prices = snap.price_table(subject.org_id)
@@ -168,8 +184,9 @@ class ModelCall:
             wire.set_model(body, hop.model)
             return orjson.dumps(body)
 
+        parent = traceparent(rec.trace_id or new_trace_id(), rec.span_id or new_span_id())
         sent = await self.gw.upstreams.send(
-            hops, body_for, _upstream_headers(self.scope, wire.family)
+            hops, body_for, _upstream_headers(self.scope, wire.family, parent)
         )
         rec.attempts = sent.attempts
         if sent.response is None or sent.hop is None:
@@ -180,6 +197,7 @@ class ModelCall:
             return
         self.response = response = sent.response
         rec.upstream_id, rec.upstream_model = sent.hop.upstream.id, sent.hop.model
+        rec.upstream_url = sent.hop.url
         rec.status = response.status
         if response.status >= 400:
             data = await response.read()

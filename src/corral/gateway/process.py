@@ -9,6 +9,9 @@ db migrate``): workers starting together must not race to migrate it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 from typing import Any
 
@@ -19,15 +22,20 @@ from corral.gateway.app import GatewayApp
 from corral.gateway.auth import KeyCache
 from corral.gateway.call import Receive, Scope, Send
 from corral.gateway.engine import Gateway
-from corral.gateway.recorder import CallRecorder
+from corral.gateway.recorder import CallRecorder, SpanSink
 from corral.governance.governor import Governor
 from corral.governance.ledger import BudgetLedger, LedgerTimings
 from corral.sessions.writer import EventWriter
 from corral.store import schema_version
 from corral.store.db import Database
 from corral.telemetry.metrics import Metrics
+from corral.telemetry.tracing import SpanPipeline, otlp_exporter_from_env, resource_for
 from corral.vault import keyring
 from corral.vault.service import Vault
+
+log = logging.getLogger(__name__)
+
+SPAN_FLUSH_SECONDS = 1.0
 
 #: A standalone worker re-checks the governance epoch this often at most (it has no NOTIFY
 #: listener): a revoked key or a changed route is honoured within this.
@@ -41,6 +49,7 @@ def build_gateway(
     governor: Governor,
     metrics: Metrics | None,
     writer: EventWriter | None,
+    spans: SpanSink | None = None,
 ) -> Gateway:
     """The gateway's parts, for ``corral serve`` and for ``corral gateway`` workers alike."""
 
@@ -49,7 +58,10 @@ def build_gateway(
         await writer.record(session_id, drafts, turn_id=None)
 
     recorder = CallRecorder(
-        db, on_session_usage=session_usage if writer is not None else None, metrics=metrics
+        db,
+        on_session_usage=session_usage if writer is not None else None,
+        metrics=metrics,
+        spans=spans,
     )
     return Gateway(
         db=db,
@@ -88,10 +100,16 @@ class _Worker:
         self.governor.listeners.append(self.audit.queue.on_decision)
         self.db.epoch_listeners.append(self.governor.invalidate)
         self.writer = EventWriter(self.db)
+        metrics = Metrics()
+        self.spans = SpanPipeline(
+            self.db, metrics, exporter=otlp_exporter_from_env(),
+            resource=resource_for(settings.instance()),
+        )  # fmt: skip
         self.gateway = build_gateway(
-            settings, self.db, self.vault, self.governor, Metrics(), self.writer
+            settings, self.db, self.vault, self.governor, metrics, self.writer, self.spans.submit
         )
         self.app = GatewayApp(self.gateway)
+        self._tracing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         current = await schema_version.current_revision(self.db)
@@ -105,10 +123,26 @@ class _Worker:
         self.audit.start()
         self.governor.ledger.start()
         self.gateway.start()
+        self._tracing = asyncio.create_task(self._store_spans(), name="gateway-spans")
         await self.gateway.routes()  # warm: the first call should not pay for the load
 
+    async def _store_spans(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.spans.ready.wait(), SPAN_FLUSH_SECONDS)
+            self.spans.ready.clear()
+            try:
+                await self.spans.drain()
+            except Exception:
+                log.exception("storing gateway spans failed; retrying")
+
     async def aclose(self) -> None:
+        if self._tracing is not None:
+            self._tracing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tracing
         await self.gateway.aclose()
+        await self.spans.aclose()
         await self.governor.ledger.aclose()
         await self.writer.aclose()
         await self.audit.aclose()

@@ -17,14 +17,18 @@ from collections.abc import Awaitable, Callable
 
 from corral.domain.events import EventDraft, EventType
 from corral.domain.gateway import CallRecord
+from corral.gateway.spans import call_span, new_span_id
 from corral.store import gateway as repo
 from corral.store.db import Database
 from corral.telemetry.metrics import Metrics
+from corral.telemetry.spans import SpanRecord
 
 log = logging.getLogger(__name__)
 
 #: Records a session's usage event: (session id, the event drafts).
 SessionUsage = Callable[[str, list[EventDraft]], Awaitable[object]]
+#: Takes finished spans (never waits): the telemetry pipeline's ``submit``.
+SpanSink = Callable[[list[SpanRecord]], None]
 
 _BATCH = 1000
 _RETRY_SECONDS = 1.0
@@ -49,9 +53,11 @@ class CallRecorder:
         *,
         on_session_usage: SessionUsage | None = None,
         metrics: Metrics | None = None,
+        spans: SpanSink | None = None,
         max_queued: int = 100_000,
     ) -> None:
         self._db = db
+        self._spans = spans
         self._metrics = metrics
         self._on_session_usage = on_session_usage
         self._max = max_queued
@@ -104,7 +110,17 @@ class CallRecorder:
             if len(self._queue) < self._max:
                 self._room.set()
             self._observe(batch)
+            self._trace(batch)
             await self._session_events(batch)
+
+    def _trace(self, batch: list[CallRecord]) -> None:
+        if self._spans is None:
+            return
+        self._spans([
+            call_span(r, span_id=r.span_id or new_span_id(), parent_id=r.parent_span_id,
+                      upstream_url=r.upstream_url, max_tokens=r.max_tokens)
+            for r in batch
+        ])  # fmt: skip
 
     def _observe(self, batch: list[CallRecord]) -> None:
         """Gateway metrics, from the records (so the call itself never touches a histogram)."""

@@ -144,9 +144,13 @@ async def list_models(conn: AsyncConnection, org_id: str | None) -> list[ModelRo
 # -- calls ----------------------------------------------------------------------------------
 
 
+_CALL_COLUMNS = frozenset(gateway_calls.c.keys())
+
+
 async def insert_calls(conn: AsyncConnection, records: Sequence[CallRecord]) -> None:
     if records:
-        await conn.execute(sa.insert(gateway_calls), [asdict(r) for r in records])
+        rows = [{k: v for k, v in asdict(r).items() if k in _CALL_COLUMNS} for r in records]
+        await conn.execute(sa.insert(gateway_calls), rows)
 
 
 GROUPABLE = ("model", "key_id", "session_id", "agent_id", "team_id", "user_id", "upstream_id",
