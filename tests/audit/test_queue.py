@@ -34,7 +34,7 @@ async def test_entries_are_committed_in_order_in_batches_and_drops_are_recorded(
         await gate.wait()
         batches.append([i.action for i in items])
 
-    queue = AuditQueue(write, max_size=5, batch=3)
+    queue = AuditQueue(write, max_size=5, batch=3, linger=0)
     queue.start()
     for n in range(8):  # the writer holds one, five wait, two are dropped
         queue.put(_item(n))

@@ -77,7 +77,8 @@ def format_ts(at: datetime) -> str:
 
 
 def parse_ts(text: str) -> datetime:
-    return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
+    # fromisoformat reads exactly what format_ts writes (and is C, unlike strptime).
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def _text(value: str) -> str:

@@ -30,6 +30,8 @@ class Fault(StrEnum):
     CHECKPOINT_MISMATCH = "checkpoint_mismatch"  # the record differs from what was signed
     TRUNCATED = "truncated"  # a checkpoint signs records that are gone
     MALFORMED = "malformed"  # not a record at all
+    CALLS_MISMATCH = "calls_mismatch"  # model-call rows differ from what their batch sealed
+    CALLS_UNSEALED = "calls_unsealed"  # model-call rows no audit record seals
 
 
 @dataclass(frozen=True, slots=True)

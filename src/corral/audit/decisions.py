@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 #: Allows are recorded only for these acts; denials and asks always. (An allowed session or
 #: turn is recorded by what it starts; an allowed tool or model call is nowhere else.)
-_RECORDED_ALLOWS = frozenset({Act.TOOL_USE, Act.MODEL_CALL})
+_RECORDED_ALLOWS = frozenset({Act.TOOL_USE})
+# (Allowed model calls are sealed in batches by the gateway: see ``audit.batches``.)
 _OUTCOMES = {
     Outcome.ALLOW: AuditOutcome.SUCCESS,
     Outcome.DENY: AuditOutcome.DENIED,
@@ -45,7 +46,7 @@ def decision_entry(request: DecisionRequest, decision: Decision) -> AuditEntry |
     subject = request.subject
     caller = context.actor()
     role = str(caller.role) if caller is not None and caller.key_id == subject.key_id else None
-    if subject.session_id and request.act in _RECORDED_ALLOWS:
+    if subject.session_id and request.act in (Act.TOOL_USE, Act.MODEL_CALL):
         kind = ActorType.AGENT
     else:
         kind = ActorType.KEY if subject.key_id else ActorType.SYSTEM
@@ -80,8 +81,11 @@ def decision_entry(request: DecisionRequest, decision: Decision) -> AuditEntry |
 class AuditQueue:
     """Bounded queue plus one writer task: entries committed in batches, in order."""
 
-    def __init__(self, write: Writer, *, max_size: int = 10_000, batch: int = 500) -> None:
+    def __init__(
+        self, write: Writer, *, max_size: int = 10_000, batch: int = 500, linger: float = 0.05
+    ) -> None:
         self._write_batch = write
+        self._linger = linger
         self._queue: asyncio.Queue[tuple[AuditEntry, asyncio.Future[None] | None]] = asyncio.Queue(
             max_size
         )
@@ -130,6 +134,11 @@ class AuditQueue:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if batch[0][1] is None and self._linger:
+                # Nobody waits on this record: let a few more gather, so a steady trickle of
+                # decisions (one model call after another) costs one commit per linger, not
+                # one each.
+                await asyncio.sleep(self._linger)
             while len(batch) < self._batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             # Shielded: shutting down waits for a batch in flight instead of losing it.

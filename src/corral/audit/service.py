@@ -8,20 +8,22 @@ is theirs). Exporting (the whole chain, for a SIEM) is for admins.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from corral.audit import export
+from corral.audit import batches, export
 from corral.audit.canonical import format_ts
-from corral.audit.chain import ChainVerifier, Report, last_good_checkpoint
+from corral.audit.chain import ChainVerifier, Fault, Problem, Report, last_good_checkpoint
 from corral.audit.record import from_row
 from corral.audit.signing import load_public
 from corral.domain.errors import InvalidRequest, NotFound
 from corral.domain.records import Page
 from corral.identity.authz import Action, Principal, authorize, authorize_org_scope
 from corral.store import audit as repo
+from corral.store import gateway as gateway_repo
 from corral.store.audit import RecordFilter
 from corral.store.db import Database
 from corral.store.pagination import clamp_limit
@@ -71,10 +73,43 @@ async def verify_database(
         if found is not None:
             start = anchor = int(found["seq"])
     verifier = ChainVerifier(checkpoints, keys, start=start, anchor=anchor)
+    seals: list[Mapping[str, Any]] = []
     async for record in records_from(db, start - 1):
         if not verifier.feed(record):
             break
-    return verifier.finish()
+        if record.get("action") == batches.ACTION:
+            seals.append(record)
+    report = verifier.finish()
+    if report.ok:
+        problem = await _check_call_batches(db, seals, whole=start == 1)
+        if problem is not None:
+            report = replace(report, problem=problem)
+    return report
+
+
+async def _check_call_batches(
+    db: Database, seals: list[Mapping[str, Any]], *, whole: bool
+) -> Problem | None:
+    """Each sealed batch of model-call rows still hashes to its digest; no row is unsealed."""
+    sealed: set[str] = set()
+    for seal in seals:
+        batch_id, details = str(seal["resource_id"]), seal.get("details") or {}
+        sealed.add(batch_id)
+        async with db.read() as conn:
+            rows = await gateway_repo.calls_of_batch(conn, batch_id, str(seal["org_id"]))
+        if batches.digest(rows) != details.get("digest") or len(rows) != details.get("calls"):
+            return Problem(int(seal["seq"]), Fault.CALLS_MISMATCH,
+                           f"the model-call rows of batch {batch_id} are not the "
+                           f"{details.get('calls')} this record sealed")  # fmt: skip
+    if whole:
+        async with db.read() as conn:
+            found = await gateway_repo.batch_ids(conn)
+        stray = sorted(b or "(none)" for b in found - sealed)
+        if stray:
+            last = int(seals[-1]["seq"]) if seals else 0
+            detail = f"model-call rows of batch {stray[0]} are sealed by no record"
+            return Problem(last, Fault.CALLS_UNSEALED, detail)
+    return None
 
 
 async def export_lines(db: Database, since: int = 0) -> AsyncIterator[str]:

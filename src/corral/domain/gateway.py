@@ -96,6 +96,7 @@ class CallRecord:
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     trace_id: str | None = None
+    batch_id: str | None = None
     # For the call's span (not stored with the record).
     span_id: str | None = None
     parent_span_id: str | None = None

@@ -31,6 +31,7 @@ PREFIXES = {
     "upstream": "ups",
     "model": "mdl",
     "call": "call",
+    "batch": "bat",
 }
 
 

@@ -53,8 +53,8 @@ class KeyCache:
         if hit is None or now - hit[2] > self._ttl:
             hit = await self._single_load(plaintext, now)
         key = hit[0]
-        if key.revoked_at is not None:
-            raise Unauthenticated("API key was revoked", code="key_revoked")
+        # A revoked key is not refused here: ``decide()`` refuses it (key_revoked), so the
+        # refusal is a recorded decision like any other.
         if key.expires_at is not None and key.expires_at <= utcnow():
             raise Unauthenticated("API key has expired", code="key_expired")
         return key, hit[1]

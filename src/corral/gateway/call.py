@@ -130,6 +130,8 @@ class ModelCall:
             raise Refusal(401, exc.code, exc.detail) from None
         rec.org_id, rec.team_id, rec.user_id = subject.org_id, subject.team_id, subject.user_id
         rec.key_id, rec.agent_id, rec.session_id = key.id, subject.agent_id, subject.session_id
+        if key.revoked_at is not None:
+            gw.governor.invalidate()  # the next snapshot is read after the revocation: refused
         try:
             body = wire.parse(raw)
             model = body.get("model")

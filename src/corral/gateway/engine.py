@@ -20,13 +20,9 @@ from corral.store import gateway as repo
 from corral.store import governance as governance_repo
 from corral.store.db import Database
 from corral.vault import envelope
-from corral.vault.service import Vault
+from corral.vault.service import Vault, upstream_key_aad
 
 log = logging.getLogger(__name__)
-
-
-def upstream_key_aad(upstream_id: str) -> bytes:
-    return f"corral-upstream|{upstream_id}".encode()
 
 
 @dataclass

@@ -15,8 +15,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from corral.audit import batches
+from corral.audit.log import AuditLog
+from corral.audit.record import AuditEntry, entry
 from corral.domain.events import EventDraft, EventType
 from corral.domain.gateway import CallRecord
+from corral.domain.ids import new_id
 from corral.gateway.spans import call_span, new_span_id
 from corral.store import gateway as repo
 from corral.store.db import Database
@@ -46,6 +50,27 @@ def usage_event(record: CallRecord) -> EventDraft:
     return EventDraft(EventType.USAGE, data, f"gateway:{record.id}", "gateway.call")
 
 
+def _seals(batch_id: str, batch: list[CallRecord]) -> list[AuditEntry]:
+    """One ``model.calls`` record per org in the batch, sealing its call rows (a digest)."""
+    by_org: dict[str, list[CallRecord]] = {}
+    for record in batch:
+        by_org.setdefault(record.org_id, []).append(record)
+    seals = []
+    for org_id, records in by_org.items():
+        outcomes: dict[str, int] = {}
+        for r in records:
+            outcomes[str(r.outcome)] = outcomes.get(str(r.outcome), 0) + 1
+        rows = [{name: getattr(r, name) for name in batches.SEALED} for r in records]
+        seals.append(entry(
+            batches.ACTION, (batches.RESOURCE, batch_id), actor=None, org_id=org_id,
+            details={"calls": len(records), "digest": batches.digest(rows),
+                     "outcomes": outcomes, "cost_micros": sum(r.cost_micros for r in records),
+                     "first_call": min(r.id for r in records),
+                     "last_call": max(r.id for r in records)},
+        ))  # fmt: skip
+    return seals
+
+
 class CallRecorder:
     def __init__(
         self,
@@ -54,10 +79,14 @@ class CallRecorder:
         on_session_usage: SessionUsage | None = None,
         metrics: Metrics | None = None,
         spans: SpanSink | None = None,
+        audit: AuditLog | None = None,
         max_queued: int = 100_000,
+        linger: float = 0.05,
     ) -> None:
         self._db = db
+        self._linger = linger
         self._spans = spans
+        self._audit = audit
         self._metrics = metrics
         self._on_session_usage = on_session_usage
         self._max = max_queued
@@ -87,6 +116,8 @@ class CallRecorder:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            # Let records gather: one commit per linger under a trickle, not one per call.
+            await asyncio.sleep(self._linger)
             self._wake.clear()
             while self._queue:
                 try:
@@ -103,8 +134,13 @@ class CallRecorder:
     async def _flush(self) -> None:
         while self._queue:
             batch = self._queue[:_BATCH]
+            batch_id = new_id("batch")
+            for record in batch:
+                record.batch_id = batch_id
             async with self._db.write() as conn:
                 await repo.insert_calls(conn, batch)
+                if self._audit is not None:
+                    await self._audit.append_many(conn, _seals(batch_id, batch))
             del self._queue[: len(batch)]
             self.written += len(batch)
             if len(self._queue) < self._max:

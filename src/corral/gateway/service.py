@@ -22,7 +22,7 @@ from corral.store import gateway as repo
 from corral.store import governance as governance_repo
 from corral.store.db import Database
 from corral.store.types import utcnow
-from corral.vault.service import Vault
+from corral.vault.service import Vault, upstream_key_aad
 
 _USAGE_LIMIT = 1000
 
@@ -43,8 +43,6 @@ class GatewayService:
     # -- upstreams ------------------------------------------------------------------------------
 
     def _sealed(self, upstream_id: str, api_key: str | None) -> dict[str, Any]:
-        from corral.gateway.engine import upstream_key_aad
-
         if api_key is None:
             return {"ciphertext": None, "nonce": None, "wrapped_dek": None, "kek_version": None}
         sealed, version = self._vault.seal(api_key.encode(), upstream_key_aad(upstream_id))

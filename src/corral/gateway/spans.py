@@ -7,7 +7,7 @@ one the call starts its own trace. The upstream is sent a ``traceparent`` naming
 
 from __future__ import annotations
 
-import os
+import random
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -42,11 +42,12 @@ def parse_traceparent(value: str | None) -> tuple[str, str] | None:
 
 
 def new_span_id() -> str:
-    return os.urandom(8).hex()
+    # Trace ids need uniqueness, not secrecy (the OpenTelemetry SDK uses the same generator).
+    return f"{random.getrandbits(64) or 1:016x}"
 
 
 def new_trace_id() -> str:
-    return os.urandom(16).hex()
+    return f"{random.getrandbits(128) or 1:032x}"
 
 
 def traceparent(trace_id: str, span_id: str) -> str:

@@ -31,6 +31,9 @@ from corral.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
+#: How long a settlement nobody waits for may wait for company before it is committed.
+_LINGER = 0.05
+
 __all__ = ["BudgetLedger", "LedgerTimings", "Part", "Reservation", "Shortfall"]
 
 
@@ -80,6 +83,7 @@ class BudgetLedger:
         self._retiring: list[_Slice] = []
         self._ids = itertools.count(1)  # reservation ids: only this process ever sees them
         self._pending: list[tuple[list[_Entry], asyncio.Future[None] | None]] = []
+        self._lingering = False
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -202,6 +206,14 @@ class BudgetLedger:
             task.add_done_callback(self._background.discard)
             return
         self._pending.append((entries, None))
+        if not self._lingering:
+            # Nobody waits for this write: it goes with the next commit, at the latest after
+            # the linger, so back-to-back calls share one transaction.
+            self._lingering = True
+            asyncio.get_running_loop().call_later(_LINGER, self._linger_over)
+
+    def _linger_over(self) -> None:
+        self._lingering = False
         self._wake.set()
 
     def _settled(self, reservation: Reservation, cost: int) -> list[_Entry]:

@@ -91,8 +91,9 @@ class Database:
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["pool_size"] = 8
-            kwargs["max_overflow"] = 8
+            # Each aiosqlite connection is a thread: a process that asks for fewer gets fewer.
+            kwargs["pool_size"] = min(8, pool_size)
+            kwargs["max_overflow"] = min(8, max_overflow)
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = max_overflow
@@ -121,12 +122,12 @@ class Database:
                 await stack.enter_async_context(self._write_lock)
             conn = await stack.enter_async_context(self.engine.connect())
             conn = await conn.execution_options(**{_WRITE: True, ORIGIN_OPTION: self.origin})
-            try:
-                async with conn.begin():
-                    yield conn
-                bumped = conn.info.get(EPOCH_BUMPED, False)
-            finally:
-                conn.info.pop(EPOCH_BUMPED, None)
+            # Read the flag while the connection is surely alive (touching ``info`` after a
+            # failed or cancelled transaction can try to reconnect, outside any greenlet).
+            conn.info.pop(EPOCH_BUMPED, None)
+            async with conn.begin():
+                yield conn
+                bumped = conn.info.pop(EPOCH_BUMPED, False)
             if bumped:
                 for listener in self.epoch_listeners:
                     listener()

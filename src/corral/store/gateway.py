@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -144,12 +143,13 @@ async def list_models(conn: AsyncConnection, org_id: str | None) -> list[ModelRo
 # -- calls ----------------------------------------------------------------------------------
 
 
-_CALL_COLUMNS = frozenset(gateway_calls.c.keys())
+_CALL_COLUMNS = tuple(gateway_calls.c.keys())
 
 
 async def insert_calls(conn: AsyncConnection, records: Sequence[CallRecord]) -> None:
     if records:
-        rows = [{k: v for k, v in asdict(r).items() if k in _CALL_COLUMNS} for r in records]
+        # Not dataclasses.asdict: it deep-copies every value, ~100 us a record.
+        rows = [{k: getattr(r, k) for k in _CALL_COLUMNS} for r in records]
         await conn.execute(sa.insert(gateway_calls), rows)
 
 
@@ -213,3 +213,16 @@ async def recent_calls(
         query = query.where(c[name] == value)
     query = query.order_by(c.started_at.desc()).limit(limit)
     return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+async def calls_of_batch(conn: AsyncConnection, batch_id: str, org_id: str) -> list[dict[str, Any]]:
+    query = sa.select(gateway_calls).where(
+        gateway_calls.c.batch_id == batch_id, gateway_calls.c.org_id == org_id
+    )
+    return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+async def batch_ids(conn: AsyncConnection) -> set[str | None]:
+    """Every batch id call rows carry (None for a row that names none)."""
+    rows = await conn.execute(sa.select(gateway_calls.c.batch_id).distinct())
+    return {r[0] for r in rows}

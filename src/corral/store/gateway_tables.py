@@ -74,7 +74,10 @@ gateway_calls = sa.Table(
     sa.Column("ttft_ms", sa.Float, nullable=True),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("trace_id", sa.String(32), nullable=True),
+    # The commit that wrote the row; its ``model.calls`` audit record seals the batch.
+    sa.Column("batch_id", sa.String(40), nullable=True),
     sa.Index(None, "org_id", "started_at"),
+    sa.Index(None, "batch_id"),
     sa.Index(None, "session_id", "started_at"),
     sa.Index(None, "key_id", "started_at"),
 )

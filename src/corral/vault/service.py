@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from corral.domain.errors import CorralError
 from corral.domain.ids import new_id
 from corral.store import audit as audit_repo
+from corral.store import gateway as gateway_repo
 from corral.store import runtimes as runtime_repo
 from corral.store.db import Database
 from corral.vault import envelope
@@ -35,6 +36,11 @@ class VaultError(CorralError):
 def audit_key_aad(key_id: str) -> bytes:
     """What binds a sealed audit signing key to its row."""
     return f"corral-audit-key|{key_id}".encode()
+
+
+def upstream_key_aad(upstream_id: str) -> bytes:
+    """Binds a gateway upstream's sealed API key to its row."""
+    return f"corral-upstream|{upstream_id}".encode()
 
 
 def _aad(secret_id: str, runtime_id: str, scope_type: str, scope_id: str) -> bytes:
@@ -194,4 +200,13 @@ async def rotate_master_key(db: Database, keyring: Keyring) -> tuple[Keyring, in
                 row["wrapped_dek"], rotated.key(row["kek_version"]), rotated.active_key, aad
             )
             await audit_repo.rewrap_signing_key(conn, row["id"], wrapped, rotated.active)
+        for upstream, row in await gateway_repo.sealed_upstreams(conn):
+            if row["wrapped_dek"] is None:
+                continue
+            aad = upstream_key_aad(upstream.id)
+            wrapped = envelope.rewrap(
+                row["wrapped_dek"], rotated.key(row["kek_version"]), rotated.active_key, aad
+            )
+            await gateway_repo.rewrap_upstream_key(conn, upstream.id, wrapped, rotated.active)
+            count += 1
     return rotated, count
