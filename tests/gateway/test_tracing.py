@@ -95,6 +95,6 @@ async def test_call_rows_are_append_only_on_postgres(gw_any: GatewaySetup) -> No
     )
     await services.gateway.recorder.flush()
     for statement in (sa.update(gateway_calls).values(cost_micros=0), sa.delete(gateway_calls)):
-        with pytest.raises(sa.exc.DBAPIError, match="append-only|permission denied"):
+        with pytest.raises(sa.exc.DBAPIError, match=r"append-only|permission denied"):
             async with services.db.write() as conn:
                 await conn.execute(statement)

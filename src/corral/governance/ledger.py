@@ -207,8 +207,7 @@ class BudgetLedger:
             return
         self._pending.append((entries, None))
         if not self._lingering:
-            # Nobody waits for this write: it goes with the next commit, at the latest after
-            # the linger, so back-to-back calls share one transaction.
+            # Nobody waits: it goes with the next commit, at the latest after the linger.
             self._lingering = True
             asyncio.get_running_loop().call_later(_LINGER, self._linger_over)
 
