@@ -177,7 +177,14 @@ async def build(settings: Settings) -> Services:
             GOVERNANCE_CHANNEL, lambda p: governor.invalidate(int(p) if p.isdigit() else None)
         )
     gateway = build_gateway(
-        settings, db, vault, governor, telemetry.metrics, writer, telemetry.pipeline.submit, audit
+        settings,
+        db,
+        vault,
+        governor,
+        telemetry.metrics,
+        writer,
+        telemetry.pipeline.export if telemetry.pipeline.exports else None,
+        audit,
     )
     services = Services(
         settings=settings,

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 from urllib.parse import quote
 
@@ -194,20 +196,15 @@ def gateway(
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (one per core)."),
 ) -> None:
     """Run the LLM gateway alone, in N worker processes sharing the ledger via the database."""
-    import uvicorn
-
     from corral.cli.server import _settings
-    from corral.telemetry import logs
 
-    settings = _settings(host=host)
-    logs.configure(settings.log_format, settings.log_level)
+    settings = _settings(host=host)  # refuses bad CORRAL_* settings here, with a clear error
     output.done(f"Corral gateway on http://{settings.host}:{port} ({workers} worker(s))")
-    uvicorn.run(
-        "corral.gateway.process:create_app", factory=True, host=settings.host, port=port,
-        workers=workers, http="httptools", loop="uvloop", access_log=False, log_config=None,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
-    )  # fmt: skip
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A fresh interpreter with only the gateway's modules (corral.gateway.serve), not this CLI's.
+    argv = ["--host", settings.host, "--port", str(port), "--workers", str(workers)]
+    os.execv(sys.executable, [sys.executable, "-m", "corral.gateway.serve", *argv])
 
 
 def register(app: typer.Typer) -> None:

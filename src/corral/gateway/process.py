@@ -9,8 +9,6 @@ db migrate``): workers starting together must not race to migrate it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ctypes
 import logging
 import os
@@ -37,7 +35,6 @@ from corral.vault.service import Vault
 
 log = logging.getLogger(__name__)
 
-SPAN_FLUSH_SECONDS = 1.0
 WORKER_POOL = 4
 _M_ARENA_MAX = -8  # mallopt parameter number (malloc.h)
 
@@ -109,16 +106,20 @@ class _Worker:
         self.db.epoch_listeners.append(self.governor.invalidate)
         self.writer = EventWriter(self.db)
         metrics = Metrics()
-        self.spans = SpanPipeline(
-            self.db, metrics, exporter=otlp_exporter_from_env(),
-            resource=resource_for(settings.instance()),
-        )  # fmt: skip
+        # Calls are traced from their rows: a pipeline is needed only to export to a collector.
+        exporter = otlp_exporter_from_env()
+        self.spans = (
+            None
+            if exporter is None
+            else SpanPipeline(
+                self.db, metrics, exporter=exporter, resource=resource_for(settings.instance())
+            )
+        )
         self.gateway = build_gateway(
             settings, self.db, self.vault, self.governor, metrics, self.writer,
-            self.spans.submit, self.audit,
+            None if self.spans is None else self.spans.export, self.audit,
         )  # fmt: skip
         self.app = GatewayApp(self.gateway)
-        self._tracing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         current = await schema_version.current_revision(self.db)
@@ -132,26 +133,12 @@ class _Worker:
         self.audit.start()
         self.governor.ledger.start()
         self.gateway.start()
-        self._tracing = asyncio.create_task(self._store_spans(), name="gateway-spans")
         await self.gateway.routes()  # warm: the first call should not pay for the load
 
-    async def _store_spans(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.spans.ready.wait(), SPAN_FLUSH_SECONDS)
-            self.spans.ready.clear()
-            try:
-                await self.spans.drain()
-            except Exception:
-                log.exception("storing gateway spans failed; retrying")
-
     async def aclose(self) -> None:
-        if self._tracing is not None:
-            self._tracing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tracing
         await self.gateway.aclose()
-        await self.spans.aclose()
+        if self.spans is not None:
+            await self.spans.aclose()
         await self.governor.ledger.aclose()
         await self.writer.aclose()
         await self.audit.aclose()

@@ -21,17 +21,18 @@ from corral.audit.record import AuditEntry, entry
 from corral.domain.events import EventDraft, EventType
 from corral.domain.gateway import CallRecord
 from corral.domain.ids import new_id
-from corral.gateway.spans import call_span, new_span_id
 from corral.store import gateway as repo
 from corral.store.db import Database
 from corral.telemetry.metrics import Metrics
+from corral.telemetry.model_calls import call_span
 from corral.telemetry.spans import SpanRecord
 
 log = logging.getLogger(__name__)
 
 #: Records a session's usage event: (session id, the event drafts).
 SessionUsage = Callable[[str, list[EventDraft]], Awaitable[object]]
-#: Takes finished spans (never waits): the telemetry pipeline's ``submit``.
+#: Takes finished spans to export over OTLP (never waits). The store needs no copy: a call's
+#: span is built from its row when a trace is read (:mod:`corral.telemetry.model_calls`).
 SpanSink = Callable[[list[SpanRecord]], None]
 
 _BATCH = 1000
@@ -80,7 +81,7 @@ class CallRecorder:
         metrics: Metrics | None = None,
         spans: SpanSink | None = None,
         audit: AuditLog | None = None,
-        max_queued: int = 100_000,
+        max_queued: int = 10_000,
         linger: float = 0.05,
     ) -> None:
         self._db = db
@@ -152,11 +153,7 @@ class CallRecorder:
     def _trace(self, batch: list[CallRecord]) -> None:
         if self._spans is None:
             return
-        self._spans([
-            call_span(r, span_id=r.span_id or new_span_id(), parent_id=r.parent_span_id,
-                      upstream_url=r.upstream_url, max_tokens=r.max_tokens)
-            for r in batch
-        ])  # fmt: skip
+        self._spans([call_span(r, r.upstream_url) for r in batch])
 
     def _observe(self, batch: list[CallRecord]) -> None:
         """Gateway metrics, from the records (so the call itself never touches a histogram)."""

@@ -9,7 +9,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from corral.domain.gateway import CallRecord, ModelRoute, Target, Upstream, UpstreamKind
+from corral.domain.gateway import (
+    CallOutcome,
+    CallRecord,
+    ModelRoute,
+    Target,
+    Upstream,
+    UpstreamKind,
+)
 from corral.store.errors import conflict_on_duplicate
 from corral.store.tables import gateway_calls, gateway_models, gateway_upstreams
 
@@ -151,6 +158,27 @@ async def insert_calls(conn: AsyncConnection, records: Sequence[CallRecord]) -> 
         # Not dataclasses.asdict: it deep-copies every value, ~100 us a record.
         rows = [{k: getattr(r, k) for k in _CALL_COLUMNS} for r in records]
         await conn.execute(sa.insert(gateway_calls), rows)
+
+
+_RECORD_FIELDS = frozenset(CallRecord.__dataclass_fields__)
+
+
+async def calls_of_session(conn: AsyncConnection, session_id: str, limit: int) -> list[CallRecord]:
+    """A session's calls, oldest first, each with the base URL of the upstream that answered
+    (``upstream_url``, when that upstream still exists): what its span is built from."""
+    query = (
+        sa.select(gateway_calls, gateway_upstreams.c.base_url.label("upstream_url"))
+        .select_from(gateway_calls.outerjoin(
+            gateway_upstreams, gateway_upstreams.c.id == gateway_calls.c.upstream_id))
+        .where(gateway_calls.c.session_id == session_id)
+        .order_by(gateway_calls.c.started_at, gateway_calls.c.id)
+        .limit(limit)
+    )  # fmt: skip
+    records = []
+    for row in await conn.execute(query):
+        fields = {k: v for k, v in row._mapping.items() if k in _RECORD_FIELDS}
+        records.append(CallRecord(**fields | {"outcome": CallOutcome(fields["outcome"])}))
+    return records
 
 
 GROUPABLE = ("model", "key_id", "session_id", "agent_id", "team_id", "user_id", "upstream_id",

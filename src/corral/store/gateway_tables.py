@@ -76,6 +76,10 @@ gateway_calls = sa.Table(
     sa.Column("trace_id", sa.String(32), nullable=True),
     # The commit that wrote the row; its ``model.calls`` audit record seals the batch.
     sa.Column("batch_id", sa.String(40), nullable=True),
+    # The call's ``chat {model}`` span is built from its row when a trace is read.
+    sa.Column("span_id", sa.String(16), nullable=True),
+    sa.Column("parent_span_id", sa.String(16), nullable=True),
+    sa.Column("max_tokens", sa.Integer, nullable=True),
     sa.Index(None, "org_id", "started_at"),
     sa.Index(None, "batch_id"),
     sa.Index(None, "session_id", "started_at"),

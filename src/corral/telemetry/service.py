@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from corral.domain.events import Event, EventType
 from corral.domain.governance import Decision, DecisionRequest
 from corral.domain.records import Budget
+from corral.store import gateway as gateway_repo
 from corral.store import sessions as session_repo
 from corral.store import spans as span_repo
 from corral.store.db import Database
@@ -28,6 +29,7 @@ from corral.store.types import utcnow
 from corral.telemetry import semconv as sc
 from corral.telemetry.invocation import TurnInfo, provider_of, turn_span
 from corral.telemetry.metrics import Metrics
+from corral.telemetry.model_calls import call_span
 from corral.telemetry.spans import SpanRecord, TurnTrace
 from corral.telemetry.tracer import LiveTurn, TurnTracer
 from corral.telemetry.tracing import SpanPipeline, record_of, resource_for
@@ -197,7 +199,10 @@ class Telemetry:
         """Every stored span of the session (all its turns), as trees."""
         async with self._db.read() as conn:
             rows = await span_repo.of_session(conn, session_id, TRACE_LIMIT)
-        return build_tree([record_of(r) for r in rows])
+            calls = await gateway_repo.calls_of_session(conn, session_id, TRACE_LIMIT)
+        # A model call's span is not stored as a span: it is built from the call's row.
+        spans = [record_of(r) for r in rows] + [call_span(c, c.upstream_url) for c in calls]
+        return build_tree(spans)
 
     async def scrape(self) -> bytes:
         """The Prometheus exposition, with the fleet gauges read fresh."""

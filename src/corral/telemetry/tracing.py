@@ -155,6 +155,18 @@ class SpanPipeline:
     def __len__(self) -> int:
         return len(self._queue)
 
+    @property
+    def exports(self) -> bool:
+        """Whether an OTLP collector is configured."""
+        return self._processor is not None
+
+    def export(self, spans: list[SpanRecord]) -> None:
+        """Hand spans to the collector only: for spans whose data the store keeps elsewhere
+        (a model call's row). Never waits: the SDK's processor drops what its queue cannot hold."""
+        if self._processor is not None:
+            for span in spans:
+                self._processor.on_end(to_readable(span, self._resource))
+
     async def drain(self) -> None:
         """Store and export everything queued, one transaction per batch."""
         while self._queue:

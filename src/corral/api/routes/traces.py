@@ -1,4 +1,4 @@
-"""A session's trace, from Corral's own store of spans (no collector needed)."""
+"""A session's trace, from Corral's own store of spans and model-call rows (no collector needed)."""
 
 from __future__ import annotations
 
