@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from bench import gateway_overhead
 from bench import gateway_peers as peers
 from bench.gateway_load import CHAT, cpu_of, rss_of, tree
 from bench.procs import Child, Supervisor, free_port, wait_http
@@ -355,5 +356,12 @@ async def run(workdir: Path, cfg: GatewayConfig) -> dict[str, Any]:
                 except Exception as exc:
                     out["errors"][name] = f"{exc}"
                     out["rows"][name] = {"error": f"{exc}"}
+            if "corral" in cfg.proxies and "error" not in out["rows"]["corral"]:
+                try:
+                    out["overhead"] = await gateway_overhead.measure(
+                        sup, url, upstream.pid, home, cores, cfg.requests, cfg.warmup, cfg.seconds
+                    )
+                except Exception as exc:
+                    out["errors"]["overhead"] = f"{exc}"
     out["litellm_version"] = peers.LITELLM_VERSION
     return out

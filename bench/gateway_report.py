@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.gateway import LABELS, PROXIES
+from bench.gateway_overhead import verdict
 
 #: The issue's targets for Corral, on one core.
 ADDED_P50_MAX_MS = 1.0
@@ -19,6 +20,8 @@ LATENCY_RATIO_MIN = 10.0
 THROUGHPUT_RATIO_MIN = 15.0
 RSS_MAX_MB = 120.0
 STARTUP_MAX_S = 2.0
+#: Issue 8's: tracing and audit add under 5% to the gateway's own added latency.
+OVERHEAD_MAX_PCT = 5.0
 
 
 def _n(value: Any, digits: int = 1) -> str:
@@ -165,6 +168,32 @@ def targets_table(checks: list[dict[str, Any]]) -> Table:
     return table
 
 
+def overhead_table(overhead: dict[str, Any], corral: dict[str, Any]) -> Table:
+    """Tracing and audit on a gateway call: traced minus untraced Corral, pair by pair."""
+    shares = verdict(overhead, corral)
+    overhead["shares"] = shares
+    cpu, rate = overhead["cpu_ms_per_request"], overhead["per_s"]
+    table = Table(title="Tracing + audit on a gateway call (Corral traced vs untraced, one core)")
+    for head in ("Measure", "value", "goal", ""):
+        table.add_column(head, justify="left" if head == "Measure" else "right")
+    pct = shares.get("latency_pct")
+    table.add_row("added latency p50/p99 (ms), chat", _pair(_get(overhead, "added_ms", "chat"),
+                  False), "", "")  # fmt: skip
+    table.add_row("added latency p50/p99 (ms), 20-chunk stream",
+                  _pair(_get(overhead, "added_ms", "chat_stream"), False), "", "")  # fmt: skip
+    table.add_row("p50 as a share of Corral's added latency p50", f"{_n(pct, 1)} %",
+                  f"< {OVERHEAD_MAX_PCT:.0f} %",
+                  _verdict(None if pct is None else pct < OVERHEAD_MAX_PCT))  # fmt: skip
+    table.add_row("CPU ms per call at c=64, traced / untraced",
+                  f"{_n(cpu.get('on'), 3)} / {_n(cpu.get('off'), 3)}", "", "")  # fmt: skip
+    table.add_row("CPU share of tracing + audit", f"{_n(shares.get('cpu_pct'), 1)} %", "", "")
+    table.add_row("requests/s at c=64, traced / untraced",
+                  f"{_n(rate.get('on'), 0)} / {_n(rate.get('off'), 0)}", "", "")  # fmt: skip
+    table.add_row("errors", str(overhead.get("errors", "-")), "0",
+                  _verdict(overhead.get("errors") == 0))  # fmt: skip
+    return table
+
+
 def render(report: dict[str, Any], console: Console) -> None:
     result = report.get("gateway")
     if not isinstance(result, dict) or "rows" not in result:
@@ -173,6 +202,8 @@ def render(report: dict[str, Any], console: Console) -> None:
     console.print(gateway_table(result, cfg, bool(report.get("quick"))))
     result["targets"] = targets(result, cfg)
     console.print(targets_table(result["targets"]))
+    if isinstance(result.get("overhead"), dict):
+        console.print(overhead_table(result["overhead"], result["rows"].get("corral") or {}))
     notes = [result["cores"]["note"]]
     for name in PROXIES:
         notes += _get(result, "rows", name, "notes") or []

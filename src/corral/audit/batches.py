@@ -12,11 +12,14 @@ also audited one by one, as governance decisions.
 from __future__ import annotations
 
 import hashlib
+import json
+import operator
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
-from corral.audit.canonical import canonical, clean
+from corral.audit.canonical import SAFE_INT, canonical, clean
 
 ACTION = "model.calls"
 RESOURCE = "gateway_batch"
@@ -36,8 +39,49 @@ def _value(value: Any) -> Any:
     return clean(value)
 
 
+_SEALED_VALUES = operator.itemgetter(*SEALED)
+_SEALED_ATTRS = operator.attrgetter(*SEALED)
+_STARTED_AT = SEALED.index("started_at")
+_OUTCOME = SEALED.index("outcome")
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+
+
 def digest(rows: Iterable[Mapping[str, Any]]) -> str:
     """SHA-256 (hex) of the rows' sealed columns, in id order, as canonical JSON."""
     ordered = sorted(rows, key=lambda r: str(r["id"]))
-    body = [[_value(row[name]) for name in SEALED] for row in ordered]
-    return hashlib.sha256(canonical(body)).hexdigest()
+    data = _plain_json([_SEALED_VALUES(row) for row in ordered])
+    if data is None:
+        data = canonical([[_value(row[name]) for name in SEALED] for row in ordered])
+    return hashlib.sha256(data).hexdigest()
+
+
+def digest_of(records: Iterable[Any]) -> str:
+    """:func:`digest` of objects with the sealed columns as attributes (the gateway's call
+    records, before they are rows), without making each one a dict first."""
+    ordered = sorted(records, key=lambda r: str(r.id))
+    data = _plain_json([_SEALED_ATTRS(r) for r in ordered])
+    if data is None:
+        return digest([dict(zip(SEALED, _SEALED_ATTRS(r), strict=True)) for r in ordered])
+    return hashlib.sha256(data).hexdigest()
+
+
+def _plain_json(rows: list[tuple[Any, ...]]) -> bytes | None:
+    """The canonical bytes when every value is a string, safe integer, boolean or null (as call
+    rows are): the C encoder then writes exactly the JCS bytes, several times faster than the
+    general path. None when any value needs that path."""
+    body = []
+    for row in rows:
+        values = list(row)
+        if values[_STARTED_AT] is not None:
+            values[_STARTED_AT] = _value(values[_STARTED_AT])
+        if isinstance(values[_OUTCOME], Enum):
+            values[_OUTCOME] = values[_OUTCOME].value
+        if not _PLAIN_TYPES.issuperset(map(type, values)):
+            return None
+        if any(type(v) is int and not -SAFE_INT <= v <= SAFE_INT for v in values):
+            return None
+        body.append(values)
+    try:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate: the general path replaces it
+        return None

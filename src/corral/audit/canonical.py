@@ -21,7 +21,7 @@ import rfc8785
 #: The ``prev_hash`` of the first record.
 GENESIS = "0" * 64
 #: JSON numbers are IEEE doubles: integers beyond this lose precision, so they become strings.
-_SAFE_INT = 2**53 - 1
+SAFE_INT = 2**53 - 1
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -42,7 +42,7 @@ def _plain(value: Any) -> bool:
     if value is None or isinstance(value, bool):
         return True
     if isinstance(value, int):
-        return -_SAFE_INT <= value <= _SAFE_INT
+        return -SAFE_INT <= value <= SAFE_INT
     if isinstance(value, str):
         return value.isascii() or _utf8(value)
     if isinstance(value, dict):
@@ -99,9 +99,9 @@ def clean(value: Any) -> Any:
     if isinstance(value, str):
         return _text(value)
     if isinstance(value, int):
-        return value if -_SAFE_INT <= value <= _SAFE_INT else str(value)
+        return value if -SAFE_INT <= value <= SAFE_INT else str(value)
     if isinstance(value, float):
-        if not math.isfinite(value) or (value.is_integer() and abs(value) > _SAFE_INT):
+        if not math.isfinite(value) or (value.is_integer() and abs(value) > SAFE_INT):
             # JCS writes a big integral double as digits, which would parse back as an
             # integer out of range: keep the text instead.
             return str(value)

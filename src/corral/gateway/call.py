@@ -73,9 +73,10 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _upstream_headers(scope: Scope, family: str, parent: str) -> list[tuple[str, str]]:
-    headers = [("content-type", "application/json"), ("accept-encoding", "identity"),
-               ("traceparent", parent)]  # fmt: skip
+def _upstream_headers(scope: Scope, family: str, parent: str | None) -> list[tuple[str, str]]:
+    headers = [("content-type", "application/json"), ("accept-encoding", "identity")]
+    if parent is not None:
+        headers.append(("traceparent", parent))
     seen_version = False
     for name, value in scope["headers"]:
         if name in _PASSED:
@@ -104,13 +105,15 @@ class ModelCall:
         self.wire = wire
         self.scope = scope
         self.t0 = time.perf_counter()
-        trace_id, parent = _trace_of(scope)
         self.record = CallRecord(
             id=new_id("call"), org_id="", api=wire.name, model="", stream=False,
-            started_at=utcnow(), outcome=CallOutcome.REFUSED, trace_id=trace_id,
-            span_id=new_span_id(), parent_span_id=parent,
+            started_at=utcnow(), outcome=CallOutcome.REFUSED,
         )  # fmt: skip
-        audit_context.set_trace_id(trace_id)  # this call's task only: its audit record
+        if gateway.traced:
+            trace_id, parent = _trace_of(scope)
+            self.record.trace_id, self.record.parent_span_id = trace_id, parent
+            self.record.span_id = new_span_id()
+            audit_context.set_trace_id(trace_id)  # this call's task only: its audit record
         self.reservation: Any = None
         self.price: ModelPrice | None = None
         self.worst = 0
@@ -186,7 +189,9 @@ class ModelCall:
             wire.set_model(body, hop.model)
             return orjson.dumps(body)
 
-        parent = traceparent(rec.trace_id or new_trace_id(), rec.span_id or new_span_id())
+        parent = None
+        if rec.trace_id is not None and rec.span_id is not None:
+            parent = traceparent(rec.trace_id, rec.span_id)
         sent = await self.gw.upstreams.send(
             hops, body_for, _upstream_headers(self.scope, wire.family, parent)
         )

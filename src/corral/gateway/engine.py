@@ -35,6 +35,8 @@ class Gateway:
     upstreams: Upstreams = field(default_factory=Upstreams)
     max_output_tokens: int = 4096
     max_body_bytes: int = 32 * 1024 * 1024
+    #: Off only for the benchmark's baseline: no trace context is read, made or passed on.
+    traced: bool = True
     _table: RouteTable | None = None
     _reload: asyncio.Lock = field(default_factory=asyncio.Lock)
 

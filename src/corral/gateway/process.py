@@ -78,7 +78,11 @@ def build_gateway(
 
 
 class _Worker:
-    def __init__(self, settings: Settings) -> None:
+    """One worker's parts. ``observed=False`` (the benchmark's baseline only) leaves out what
+    tracing and audit add to a call: trace context, span export, the batches' audit seals and
+    the decision records."""
+
+    def __init__(self, settings: Settings, *, observed: bool = True) -> None:
         self.settings = settings
         # A worker's writes are batched (a few commits a second) and its reads rare: a small
         # pool keeps it small (on SQLite each connection is a thread with its own cache).
@@ -102,7 +106,8 @@ class _Worker:
             self.db, BudgetLedger(self.db, holder, timings),
             check_every=min(settings.governance_check_seconds, WORKER_EPOCH_CHECK_SECONDS),
         )  # fmt: skip
-        self.governor.listeners.append(self.audit.queue.on_decision)
+        if observed:
+            self.governor.listeners.append(self.audit.queue.on_decision)
         self.db.epoch_listeners.append(self.governor.invalidate)
         self.writer = EventWriter(self.db)
         metrics = Metrics()
@@ -117,8 +122,9 @@ class _Worker:
         )
         self.gateway = build_gateway(
             settings, self.db, self.vault, self.governor, metrics, self.writer,
-            None if self.spans is None else self.spans.export, self.audit,
+            None if self.spans is None else self.spans.export, self.audit if observed else None,
         )  # fmt: skip
+        self.gateway.traced = observed
         self.app = GatewayApp(self.gateway)
 
     async def start(self) -> None:
@@ -148,8 +154,9 @@ class _Worker:
 class StandaloneGateway:
     """The ASGI app of one worker: built at lifespan startup, closed at shutdown."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, observed: bool = True) -> None:
         self._settings = settings or Settings()
+        self._observed = observed
         self._worker: _Worker | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -164,7 +171,7 @@ class StandaloneGateway:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self._worker = _Worker(self._settings)
+                    self._worker = _Worker(self._settings, observed=self._observed)
                     await self._worker.start()
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -177,7 +184,7 @@ class StandaloneGateway:
                 return
 
 
-def _few_malloc_arenas() -> None:
+def few_malloc_arenas() -> None:
     """Cap glibc's malloc arenas (one per thread by default, each keeping freed memory): the
     database threads then share two, which takes tens of MB off a worker's resident size."""
     if not sys.platform.startswith("linux"):
@@ -191,5 +198,5 @@ def _few_malloc_arenas() -> None:
 
 def create_app() -> Any:
     """uvicorn's factory (each worker process calls it): settings from CORRAL_* variables."""
-    _few_malloc_arenas()
+    few_malloc_arenas()
     return StandaloneGateway()

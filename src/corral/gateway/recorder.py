@@ -61,10 +61,9 @@ def _seals(batch_id: str, batch: list[CallRecord]) -> list[AuditEntry]:
         outcomes: dict[str, int] = {}
         for r in records:
             outcomes[str(r.outcome)] = outcomes.get(str(r.outcome), 0) + 1
-        rows = [{name: getattr(r, name) for name in batches.SEALED} for r in records]
         seals.append(entry(
             batches.ACTION, (batches.RESOURCE, batch_id), actor=None, org_id=org_id,
-            details={"calls": len(records), "digest": batches.digest(rows),
+            details={"calls": len(records), "digest": batches.digest_of(records),
                      "outcomes": outcomes, "cost_micros": sum(r.cost_micros for r in records),
                      "first_call": min(r.id for r in records),
                      "last_call": max(r.id for r in records)},
