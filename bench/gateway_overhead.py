@@ -1,13 +1,15 @@
 """What tracing and audit cost a gateway call, measured on the real gateway (issue 8's target:
 under 5% of the gateway's own added latency).
 
-Two gateway processes share the proxy's core and one freshly configured database: ``corral
+Three gateway processes share the proxy's core and one freshly configured database: ``corral
 gateway`` as shipped (trace context read and passed upstream, each commit of call rows sealed
-by a ``model.calls`` audit record, decision records) and :mod:`bench.gateway_untraced`, the
-same worker with those left out. Requests alternate between the two one at a time (c=1, the
-order flipped every pair), so the overhead is taken pair by pair like the gateway's added
-latency: (traced minus untraced), p50 and p99. Then each runs alone at c=64 for the CPU it
-spends per call, background writes included.
+by a ``model.calls`` audit record, decision records) and two of :mod:`bench.gateway_untraced`,
+the same worker with those left out. Requests alternate between the traced one and an untraced
+one, one at a time (c=1, the order flipped every pair), so the overhead is taken pair by pair
+like the gateway's added latency: (traced minus untraced), p50 and p99. The same between the
+two untraced ones (an A/A check) gives the measurement's resolution: what two identical
+processes differ by. Then the traced and an untraced one run alone at c=64 for the CPU they
+spend per call, background writes included.
 """
 
 from __future__ import annotations
@@ -29,44 +31,47 @@ async def measure(
 ) -> dict[str, Any]:  # fmt: skip
     from bench.gateway import _pin, first_success, loadgen
 
-    on_port, off_port = free_port(), free_port()
-    launch = await peers.corral_launch(upstream_url, workdir / "overhead", on_port)
-    off_argv = [sys.executable, "-m", "bench.gateway_untraced", "--port", str(off_port)]
+    ports = {"on": free_port(), "off": free_port(), "check": free_port()}
+    launch = await peers.corral_launch(upstream_url, workdir / "overhead", ports["on"])
     env = {**launch.env, "PYTHONPATH": str(ROOT)}
     pin = _pin(cores["proxy"])
     started = time.perf_counter()
-    on = sup.spawn("corral-traced", [*pin, *launch.argv], env=launch.env, cwd=workdir)
-    off = sup.spawn("corral-untraced", [*pin, *off_argv], env=env, cwd=ROOT)
+    children = {"on": sup.spawn("corral-traced", [*pin, *launch.argv], env=launch.env, cwd=workdir)}
+    for name in ("off", "check"):
+        argv = [sys.executable, "-m", "bench.gateway_untraced", "--port", str(ports[name])]
+        children[name] = sup.spawn(f"corral-untraced-{name}", [*pin, *argv], env=env, cwd=ROOT)
     try:
         specs = {}
-        for name, child, port in (("on", on, on_port), ("off", off, off_port)):
-            url = f"http://127.0.0.1:{port}"
+        for name, child in children.items():
+            url = f"http://127.0.0.1:{ports[name]}"
             await first_success(url, launch.key, child, started)
-            specs[name] = {"url": url, "key": launch.key}
-        n = {"n": requests, "warmup": warmup}
+            specs[name] = {"url": url, "key": launch.key, "api": "chat"}
+        # A small difference between two noisy latencies: three times the pairs of a latency row.
+        n = {"n": 3 * requests, "warmup": warmup}
         phases: list[dict[str, Any]] = [
-            {"kind": "latency", "stream": stream, **n, "direct": specs["off"] | {"api": "chat"},
-             "proxy": specs["on"] | {"api": "chat"},
-             "watch": {"proxy": on.pid, "upstream": upstream_pid}}
-            for stream in (False, True)
+            {"kind": "latency", "stream": stream, **n, "direct": specs["off"],
+             "proxy": specs[against], "watch": {"proxy": children[against].pid}}
+            for against in ("on", "check") for stream in (False, True)
         ]  # fmt: skip
-        for name, child in (("on", on), ("off", off)):
+        for name in ("on", "off"):
             phases.append({"kind": "load", "seconds": seconds, "warmup": 1.0, "concurrency": 64,
-                           "target": specs[name] | {"api": "chat"},
-                           "watch": {"proxy": child.pid, "upstream": upstream_pid}})  # fmt: skip
+                           "target": specs[name],
+                           "watch": {"proxy": children[name].pid, "upstream": upstream_pid}})  # fmt: skip
         results = await loadgen(phases, cores["load"])
     finally:
-        await sup.stop(on)
-        await sup.stop(off)
+        for child in children.values():
+            await sup.stop(child)
     return summarize(results)
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"added_ms": {}, "cpu_ms_per_request": {}, "per_s": {}, "errors": 0}
-    for r in (r for r in results if r["kind"] == "latency"):
+    out: dict[str, Any] = {"added_ms": {}, "a_a_ms": {}, "cpu_ms_per_request": {}, "per_s": {},
+                           "errors": 0}  # fmt: skip
+    latencies = [r for r in results if r["kind"] == "latency"]
+    for i, r in enumerate(latencies):  # traced vs untraced first, then untraced vs untraced
         name = "chat_stream" if r["stream"] else "chat"
         total = r["added"]["total_ms"] or {}
-        out["added_ms"][name] = {q: total.get(q) for q in ("p50", "p99")}
+        out["added_ms" if i < 2 else "a_a_ms"][name] = {q: total.get(q) for q in ("p50", "p99")}
         out["errors"] += r["proxy"]["errors"] + r["direct"]["errors"]
     loads = [r for r in results if r["kind"] == "load"]
     for which, r in zip(("on", "off"), loads, strict=True):  # the order ``measure`` ran them

@@ -181,6 +181,9 @@ def overhead_table(overhead: dict[str, Any], corral: dict[str, Any]) -> Table:
                   False), "", "")  # fmt: skip
     table.add_row("added latency p50/p99 (ms), 20-chunk stream",
                   _pair(_get(overhead, "added_ms", "chat_stream"), False), "", "")  # fmt: skip
+    table.add_row("A/A check: untraced vs untraced, chat / stream (ms)",
+                  f"{_n(_get(overhead, 'a_a_ms', 'chat', 'p50'), 2)} / "
+                  f"{_n(_get(overhead, 'a_a_ms', 'chat_stream', 'p50'), 2)}", "", "")  # fmt: skip
     table.add_row("p50 as a share of Corral's added latency p50", f"{_n(pct, 1)} %",
                   f"< {OVERHEAD_MAX_PCT:.0f} %",
                   _verdict(None if pct is None else pct < OVERHEAD_MAX_PCT))  # fmt: skip

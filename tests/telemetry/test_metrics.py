@@ -75,7 +75,7 @@ async def test_metrics_scrape(database_url: str, tmp_path: Path, opencode_sim_ur
     assert 4.0 < left < 5.0  # $5 less what two turns cost (and any reservation still held)
     lag = families["corral_pump_lag_seconds"]
     assert _value(lag, "corral_pump_lag_seconds_count") > 0
-    # Declared for the LLM gateway, empty until it serves requests.
+    # The LLM gateway's (filled by tests/gateway/test_metrics.py).
     for name in ("gen_ai_server_request_duration_seconds", "gen_ai_server_time_to_first_token_seconds",
                  "corral_gateway_overhead_seconds"):  # fmt: skip
         assert families[name].type == "histogram"

@@ -23,6 +23,7 @@ import uvicorn
 from corral.api.app import create_app
 from corral.config import Settings
 from corral.domain.errors import Conflict
+from corral.domain.gateway import UpstreamKind
 from corral.domain.roles import Role
 from corral.fleet.agents import AgentFields
 from corral.identity.authz import Principal
@@ -36,6 +37,8 @@ from corral.sim.opencode import create_app as create_opencode_sim
 from corral.vault.keyring import write_private
 
 DEMO_TEAM = "demo"
+DEMO_UPSTREAM = "mock-llm"
+DEMO_MODEL = "mock-model"
 DEMO_DEV_EMAIL = "dev@demo.local"
 DEMO_AGENT = "helper"
 #: The simulated Claude service accepts any key; the demo still keeps one in the vault.
@@ -70,8 +73,9 @@ async def _admin_key(services: Services, settings: Settings) -> str:
 
 
 async def _ensure_demo(
-    services: Services, admin_key: str, runtimes: list[DemoRuntime], settings: Settings
-) -> str:
+    services: Services, admin_key: str, runtimes: list[DemoRuntime], settings: Settings,
+    llm_url: str,
+) -> str:  # fmt: skip
     admin = await services.identity.authenticate(admin_key)
     teams = await services.identity.list_teams(admin, None, 200)
     team = next((t for t in teams.items if t.name == DEMO_TEAM), None)
@@ -106,6 +110,7 @@ async def _ensure_demo(
         )
         write_private(dev_key_path, issued.plaintext)
     dev_key = dev_key_path.read_text().strip()
+    await _ensure_gateway(services, admin, llm_url)
     started = []
     for spec in runtimes:
         if await _ensure_runtime(services, admin, team.id, spec):
@@ -123,6 +128,25 @@ async def _ensure_demo(
             idem=None,
         )
     return dev_key
+
+
+async def _ensure_gateway(services: Services, admin: Principal, llm_url: str) -> None:
+    """The LLM gateway routes ``mock-model`` to the simulators' mock LLM (its port changes with
+    every run, so the upstream is re-pointed each time)."""
+    gateway = services.gateway_admin
+    current = {u.name: u for u in await gateway.list_upstreams(admin)}
+    if DEMO_UPSTREAM in current:
+        await gateway.update_upstream(admin, DEMO_UPSTREAM, {"base_url": f"{llm_url}/v1"})
+    else:
+        await gateway.create_upstream(
+            admin, name=DEMO_UPSTREAM, kind=UpstreamKind.OPENAI, base_url=f"{llm_url}/v1",
+            api_key="sk-mock", timeout_seconds=60.0, headers={},
+        )  # fmt: skip
+    if not any(m.name == DEMO_MODEL for m in await gateway.list_models(admin)):
+        await gateway.put_model(
+            admin, name=DEMO_MODEL, targets=[(DEMO_UPSTREAM, DEMO_MODEL)], aliases=[],
+            max_output_tokens=None, create_only=True,
+        )  # fmt: skip
 
 
 async def _ensure_runtime(
@@ -169,6 +193,12 @@ def _banner(url: str, admin_key: str, dev_key: str) -> str:
     .venv/bin/corral sessions list
     .venv/bin/corral runtimes list
     .venv/bin/corral budgets list          # the demo team's $50 monthly budget, spent so far
+
+  The LLM gateway (OpenAI and Anthropic wire formats; the model is the mock LLM's):
+    curl -s $CORRAL_URL/v1/chat/completions -H "Authorization: Bearer $CORRAL_API_KEY" \\
+      -H 'content-type: application/json' \\
+      -d '{{"model": "{DEMO_MODEL}", "messages": [{{"role": "user", "content": "hi"}}]}}'
+    .venv/bin/corral usage --by model      # calls, tokens and cost through the gateway
     curl -s -H "Authorization: Bearer $CORRAL_API_KEY" $CORRAL_URL/v1/sessions
 
   API docs: {url}/docs     Stop with Ctrl-C.
@@ -190,7 +220,7 @@ async def run_demo(settings: Settings) -> None:
     services = await build(settings)
     try:
         admin_key = await _admin_key(services, settings)
-        dev_key = await _ensure_demo(services, admin_key, runtimes, settings)
+        dev_key = await _ensure_demo(services, admin_key, runtimes, settings, llm_url)
         app = create_app(services=services)
         config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
         server = uvicorn.Server(config)

@@ -102,3 +102,5 @@ class CallRecord:
     parent_span_id: str | None = None
     upstream_url: str | None = None
     max_tokens: int | None = None
+    #: Receipt to the request leaving for the upstream: what Corral adds before it (metrics).
+    admission_ms: float | None = None

@@ -192,6 +192,7 @@ class ModelCall:
         parent = None
         if rec.trace_id is not None and rec.span_id is not None:
             parent = traceparent(rec.trace_id, rec.span_id)
+        rec.admission_ms = (time.perf_counter() - self.t0) * 1000
         sent = await self.gw.upstreams.send(
             hops, body_for, _upstream_headers(self.scope, wire.family, parent)
         )

@@ -164,6 +164,8 @@ class CallRecorder:
             labels = ("chat", provider, r.model)
             error = "" if r.outcome == "ok" else (r.code or str(r.outcome))
             metrics.gateway_duration.labels(*labels, error).observe(r.latency_ms / 1000)
+            if r.admission_ms is not None:
+                metrics.gateway_overhead.labels(*labels).observe(r.admission_ms / 1000)
             if r.ttft_ms is not None and r.stream:
                 metrics.gateway_first_token.labels(*labels).observe(r.ttft_ms / 1000)
             for kind, count in (

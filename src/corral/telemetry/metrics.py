@@ -47,7 +47,7 @@ class Metrics:
             "(gen_ai.client.operation.time_to_first_chunk).",
             GENAI_LABELS, buckets=DURATION_BUCKETS, registry=r,
         )  # fmt: skip
-        # -- the LLM gateway (declared ahead of it: no samples until it serves requests) ---------
+        # -- the LLM gateway (observed from its call records, off the response path) ------------
         self.gateway_duration = Histogram(
             "gen_ai_server_request_duration_seconds",
             "LLM gateway: a model request, receipt to last byte (gen_ai.server.request.duration).",
@@ -60,7 +60,8 @@ class Metrics:
         )  # fmt: skip
         self.gateway_overhead = Histogram(
             "corral_gateway_overhead_seconds",
-            "LLM gateway: time Corral adds to a request (governance, metering, proxying).",
+            "LLM gateway: receipt to the request leaving for the upstream (authentication, "
+            "governance, budget reservation, body preparation).",
             GENAI_LABELS, buckets=FAST_BUCKETS, registry=r,
         )  # fmt: skip
         # -- governance ----------------------------------------------------------------------------
