@@ -8,6 +8,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from corral.assembly import governance_core
 from corral.audit.log import AuditLog
 from corral.audit.service import AuditService
 from corral.config import Settings
@@ -18,7 +19,6 @@ from corral.gateway.engine import Gateway
 from corral.gateway.process import build_gateway
 from corral.gateway.service import GatewayService
 from corral.governance.governor import Governor
-from corral.governance.ledger import BudgetLedger, LedgerTimings
 from corral.governance.pricing import PriceService
 from corral.governance.service import GovernanceService
 from corral.identity.service import Bootstrap, IdentityService
@@ -129,13 +129,6 @@ async def build(settings: Settings) -> Services:
         await migrate.upgrade(db)
     await db.optimize()
     vault = Vault(load_keyring(settings), reload=lambda: load_keyring(settings))
-    audit = AuditLog(
-        db,
-        vault,
-        checkpoint_records=settings.audit_checkpoint_records,
-        checkpoint_seconds=settings.audit_checkpoint_seconds,
-    )
-    await audit.open()
     hub = EventHub()
     pool = AdapterPool(db, vault)
     timings = PumpTimings(grace=settings.pump_grace_seconds, silence=settings.pump_silence_seconds)
@@ -146,19 +139,12 @@ async def build(settings: Settings) -> Services:
     db.origin = settings.instance()
     # Holds are per process, not per instance id: a restarted replica must not renew (and so
     # keep forever) the holds its previous life leased; those expire and are swept.
-    holder = f"{settings.instance()}#{os.urandom(4).hex()}"
-    ledger_timings = LedgerTimings(
-        hold_ttl=settings.ledger_hold_seconds, durable_grace=settings.ledger_turn_grace_seconds
-    )
-    ledger = BudgetLedger(db, holder, ledger_timings)
-    governor = Governor(
-        db,
-        ledger,
+    core = governance_core(
+        settings, db, vault, holder=f"{settings.instance()}#{os.urandom(4).hex()}",
         check_every=settings.governance_check_seconds,
-        turn_estimate_usd=settings.turn_estimate_usd,
-    )
-    governor.listeners.append(audit.queue.on_decision)
-    db.epoch_listeners.append(governor.invalidate)
+    )  # fmt: skip
+    audit, governor = core.audit, core.governor
+    await audit.open()
     telemetry = Telemetry(
         db,
         content=settings.trace_content,

@@ -43,6 +43,9 @@ _SEALED_VALUES = operator.itemgetter(*SEALED)
 _SEALED_ATTRS = operator.attrgetter(*SEALED)
 _STARTED_AT = SEALED.index("started_at")
 _OUTCOME = SEALED.index("outcome")
+_COUNTS = tuple(SEALED.index(name) for name in (
+    "status", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+    "cost_micros"))  # fmt: skip
 _PLAIN_TYPES = frozenset({str, int, bool, type(None)})
 
 
@@ -78,8 +81,10 @@ def _plain_json(rows: list[tuple[Any, ...]]) -> bytes | None:
             values[_OUTCOME] = values[_OUTCOME].value
         if not _PLAIN_TYPES.issuperset(map(type, values)):
             return None
-        if any(type(v) is int and not -SAFE_INT <= v <= SAFE_INT for v in values):
-            return None
+        for i in _COUNTS:  # the integer columns; JSON has no safe form for huge ones
+            value = values[i]
+            if type(value) is int and not -SAFE_INT <= value <= SAFE_INT:
+                return None
         body.append(values)
     try:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any
 
+from corral.assembly import governance_core
 from corral.audit.log import AuditLog
 from corral.config import Settings
 from corral.domain.events import EventDraft
@@ -24,7 +25,6 @@ from corral.gateway.call import Receive, Scope, Send
 from corral.gateway.engine import Gateway
 from corral.gateway.recorder import CallRecorder, SpanSink
 from corral.governance.governor import Governor
-from corral.governance.ledger import BudgetLedger, LedgerTimings
 from corral.sessions.writer import EventWriter
 from corral.store import schema_version
 from corral.store.db import Database
@@ -92,34 +92,22 @@ class _Worker:
             max_overflow=min(settings.db_max_overflow, WORKER_POOL),
         )
         self.vault = Vault(keyring.load(settings.master_key, settings.key_file))
-        self.audit = AuditLog(
-            self.db,
-            self.vault,
-            checkpoint_records=settings.audit_checkpoint_records,
-            checkpoint_seconds=settings.audit_checkpoint_seconds,
-        )
-        holder = f"gateway:{settings.instance()}#{os.getpid()}-{os.urandom(3).hex()}"
-        timings = LedgerTimings(
-            hold_ttl=settings.ledger_hold_seconds, durable_grace=settings.ledger_turn_grace_seconds
-        )
-        self.governor = Governor(
-            self.db, BudgetLedger(self.db, holder, timings),
+        core = governance_core(
+            settings, self.db, self.vault,
+            holder=f"gateway:{settings.instance()}#{os.getpid()}-{os.urandom(3).hex()}",
             check_every=min(settings.governance_check_seconds, WORKER_EPOCH_CHECK_SECONDS),
+            audit_decisions=observed,
         )  # fmt: skip
-        if observed:
-            self.governor.listeners.append(self.audit.queue.on_decision)
-        self.db.epoch_listeners.append(self.governor.invalidate)
+        self.audit, self.governor = core.audit, core.governor
         self.writer = EventWriter(self.db)
         metrics = Metrics()
         # Calls are traced from their rows: a pipeline is needed only to export to a collector.
         exporter = otlp_exporter_from_env()
-        self.spans = (
-            None
-            if exporter is None
-            else SpanPipeline(
+        self.spans = None
+        if exporter is not None and observed:
+            self.spans = SpanPipeline(
                 self.db, metrics, exporter=exporter, resource=resource_for(settings.instance())
             )
-        )
         self.gateway = build_gateway(
             settings, self.db, self.vault, self.governor, metrics, self.writer,
             None if self.spans is None else self.spans.export, self.audit if observed else None,

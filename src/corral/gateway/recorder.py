@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from corral.audit import batches
 from corral.audit.log import AuditLog
@@ -36,6 +37,7 @@ SessionUsage = Callable[[str, list[EventDraft]], Awaitable[object]]
 SpanSink = Callable[[list[SpanRecord]], None]
 
 _BATCH = 1000
+_CHILDREN_CACHED = 4096
 _RETRY_SECONDS = 1.0
 
 
@@ -97,6 +99,7 @@ class CallRecorder:
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
         self.written = 0
+        self._children: dict[tuple[Any, ...], Any] = {}
 
     def add(self, record: CallRecord) -> None:
         self._queue.append(record)
@@ -117,23 +120,27 @@ class CallRecorder:
         while True:
             await self._wake.wait()
             # Let records gather: one commit per linger under a trickle, not one per call.
+            # Records that arrive during a commit wait for the next linger too: committing them
+            # at once would, at low rates, turn into a commit every few calls.
             await asyncio.sleep(self._linger)
             self._wake.clear()
-            while self._queue:
-                try:
-                    await self.flush()
-                except Exception:
-                    log.exception("writing gateway call records failed; retrying")
-                    await asyncio.sleep(_RETRY_SECONDS)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing gateway call records failed; retrying")
+                self._wake.set()
+                await asyncio.sleep(_RETRY_SECONDS)
 
     async def flush(self) -> None:
-        """Commit everything queued (the records stay queued until their write committed)."""
+        """Commit everything queued when called (records stay queued until their write
+        committed; those that arrive meanwhile are left for the next flush)."""
         async with self._flushing:
-            await self._flush()
+            await self._flush(len(self._queue))
 
-    async def _flush(self) -> None:
-        while self._queue:
-            batch = self._queue[:_BATCH]
+    async def _flush(self, count: int) -> None:
+        while count > 0 and self._queue:
+            batch = self._queue[: min(_BATCH, count)]
+            count -= len(batch)
             batch_id = new_id("batch")
             for record in batch:
                 record.batch_id = batch_id
@@ -159,21 +166,30 @@ class CallRecorder:
         metrics = self._metrics
         if metrics is None:
             return
+        child = self._child
         for r in batch:
-            provider = "anthropic" if r.api.startswith("anthropic") else "openai"
-            labels = ("chat", provider, r.model)
+            labels = ("chat", "anthropic" if r.api.startswith("anthropic") else "openai", r.model)
             error = "" if r.outcome == "ok" else (r.code or str(r.outcome))
-            metrics.gateway_duration.labels(*labels, error).observe(r.latency_ms / 1000)
+            child(metrics.gateway_duration, *labels, error).observe(r.latency_ms / 1000)
             if r.admission_ms is not None:
-                metrics.gateway_overhead.labels(*labels).observe(r.admission_ms / 1000)
+                child(metrics.gateway_overhead, *labels).observe(r.admission_ms / 1000)
             if r.ttft_ms is not None and r.stream:
-                metrics.gateway_first_token.labels(*labels).observe(r.ttft_ms / 1000)
-            for kind, count in (
-                ("input", r.input_tokens + r.cache_read_tokens + r.cache_write_tokens),
-                ("output", r.output_tokens),
-            ):
-                if count:
-                    metrics.token_usage.labels(*labels, kind).observe(count)
+                child(metrics.gateway_first_token, *labels).observe(r.ttft_ms / 1000)
+            tokens_in = r.input_tokens + r.cache_read_tokens + r.cache_write_tokens
+            if tokens_in:
+                child(metrics.token_usage, *labels, "input").observe(tokens_in)
+            if r.output_tokens:
+                child(metrics.token_usage, *labels, "output").observe(r.output_tokens)
+
+    def _child(self, family: Any, *labels: str) -> Any:
+        """``family.labels(*labels)``, remembered: that lookup costs more than the observation."""
+        key = (id(family), *labels)
+        found = self._children.get(key)
+        if found is None:
+            if len(self._children) >= _CHILDREN_CACHED:
+                self._children.clear()  # label sets beyond this are rare; start afresh
+            found = self._children[key] = family.labels(*labels)
+        return found
 
     async def _session_events(self, batch: list[CallRecord]) -> None:
         if self._on_session_usage is None:

@@ -17,11 +17,11 @@ from corral.gateway.wire.base import (
     Prepared,
     Usage,
     Wire,
-    WireError,
     body_length,
     bound,
     count,
     parse_json,
+    require_messages,
     require_model,
     require_stream,
 )
@@ -136,8 +136,7 @@ class AnthropicMessages(Wire):
     def prepare(self, body: Body, default_max_output: int, body_len: int | None = None) -> Prepared:
         size = body_length(body, body_len)
         model = require_model(body)
-        if not isinstance(body.get("messages"), list):
-            raise WireError("invalid_body", "'messages' must be a list.")
+        require_messages(body)
         stream = require_stream(body)
         limit = bound(body, "max_tokens")
         injected = limit is None
@@ -152,10 +151,8 @@ class AnthropicMessages(Wire):
         # message_start and message_delta always carry usage: nothing to turn on.
         return Prepared(model, stream, limit, injected, False, size)
 
-    def usage_from_body(self, raw: bytes) -> Usage | None:
-        body = parse_json(raw)
-        usage = body.get("usage") if isinstance(body, dict) else None
-        return _usage(usage) if isinstance(usage, dict) else None
+    def usage_of(self, usage: dict[str, Any]) -> Usage:
+        return _usage(usage)
 
     def meter(self, injected_usage: bool) -> StreamMeter:
         return MessagesMeter()

@@ -102,6 +102,11 @@ def require_stream(body: Body) -> bool:
     return stream
 
 
+def require_messages(body: Body) -> None:
+    if not isinstance(body.get("messages"), list):
+        raise WireError("invalid_body", "'messages' must be a list.")
+
+
 def bound(body: Body, field: str) -> int | None:
     """The positive integer at ``field``, or None when absent or null (the caller set no bound)."""
     value = body.get(field)
@@ -152,9 +157,15 @@ class Wire(ABC):
         """Name the upstream's model (a route may serve an alias under another name)."""
         body["model"] = upstream_model
 
-    @abstractmethod
     def usage_from_body(self, raw: bytes) -> Usage | None:
         """Usage in a non-streaming success body, or None when it carries none."""
+        body = parse_json(raw)
+        usage = body.get("usage") if isinstance(body, dict) else None
+        return self.usage_of(usage) if isinstance(usage, dict) else None
+
+    @abstractmethod
+    def usage_of(self, usage: dict[str, Any]) -> Usage:
+        """This format's ``usage`` object as token counts."""
 
     @abstractmethod
     def meter(self, injected_usage: bool) -> StreamMeter:

@@ -20,7 +20,7 @@ from corral.gateway.wire.base import (
     WireError,
     body_length,
     bound,
-    parse_json,
+    require_messages,
     require_model,
     require_stream,
 )
@@ -127,8 +127,7 @@ class OpenAIChat(Wire):
     def prepare(self, body: Body, default_max_output: int, body_len: int | None = None) -> Prepared:
         size = body_length(body, body_len)
         model = require_model(body)
-        if not isinstance(body.get("messages"), list):
-            raise WireError("invalid_body", "'messages' must be a list.")
+        require_messages(body)
         stream = require_stream(body)
         # max_tokens is deprecated (and refused by reasoning models) but still what many callers
         # send; when both are set, the newer max_completion_tokens is taken as the one in force.
@@ -152,10 +151,8 @@ class OpenAIChat(Wire):
                 injected_usage = True
         return Prepared(model, stream, limit, injected, injected_usage, size)
 
-    def usage_from_body(self, raw: bytes) -> Usage | None:
-        body = parse_json(raw)
-        usage = body.get("usage") if isinstance(body, dict) else None
-        return _usage(usage) if isinstance(usage, dict) else None
+    def usage_of(self, usage: dict[str, Any]) -> Usage:
+        return _usage(usage)
 
     def meter(self, injected_usage: bool) -> StreamMeter:
         return ChatMeter(strip=injected_usage)

@@ -21,7 +21,6 @@ from corral.gateway.wire.base import (
     WireError,
     body_length,
     bound,
-    parse_json,
     require_model,
     require_stream,
 )
@@ -129,10 +128,8 @@ class OpenAIResponses(Wire):
         # Streams always end with the full response, usage included: nothing to turn on.
         return Prepared(model, stream, limit, injected, False, size)
 
-    def usage_from_body(self, raw: bytes) -> Usage | None:
-        body = parse_json(raw)
-        usage = body.get("usage") if isinstance(body, dict) else None
-        return _usage(usage) if isinstance(usage, dict) else None
+    def usage_of(self, usage: dict[str, Any]) -> Usage:
+        return _usage(usage)
 
     def meter(self, injected_usage: bool) -> StreamMeter:
         return ResponsesMeter()
