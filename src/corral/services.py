@@ -77,6 +77,7 @@ class Services:
         The first pass runs at once, so turns this instance owned before a restart are picked
         up again immediately.
         """
+        self.db.start_checkpoints()
         self.leases.start()
         self.governor.ledger.start()
         self.audit.start()

@@ -123,6 +123,7 @@ class _Worker:
                 f"the database is at schema revision {current}, not {head}: "
                 "run `corral db migrate` first"
             )
+        self.db.start_checkpoints()
         await self.audit.open()
         self.audit.start()
         self.governor.ledger.start()
