@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -73,6 +74,25 @@ _TURN_STATUS = {
 }
 
 _NEEDS_APPROVAL_COUNT = frozenset({EventType.APPROVAL_REQUESTED, EventType.APPROVAL_RESOLVED})
+
+
+def _claimed_by(approval: Approval) -> dict[str, Any] | None:
+    """Who answered an approval Corral claimed (status ``resolving``), as the event says it."""
+    if approval.resolved_by is not None:
+        return {"by": "client", "resolved_by": approval.resolved_by, "message": approval.message}
+    if approval.status != "resolving":
+        return None
+    if approval.decided_by == "policy":
+        return {
+            "by": "policy",
+            "resolved_by": None,
+            "message": approval.message,
+            "policy_id": approval.policy_id,
+            "policy_version": approval.policy_version,
+        }
+    if approval.decided_by == "expiry":
+        return {"by": "expiry", "resolved_by": None, "message": approval.message}
+    return None
 
 
 async def _locked(conn: AsyncConnection, session_id: str) -> Session:
@@ -167,17 +187,12 @@ async def _link_approval(
             await approval_repo.insert_approval(conn, existing)
         return replace(draft, data={"approval_id": existing.id, **draft.data})
     if draft.type is EventType.APPROVAL_RESOLVED and existing is not None:
-        if existing.resolved_by is not None:
-            # A human's answer claimed this approval; whichever report lands first says so.
-            draft = replace(
-                draft,
-                data={
-                    **draft.data,
-                    "by": "client",
-                    "resolved_by": existing.resolved_by,
-                    "message": existing.message,
-                },
-            )
+        claimed_by = _claimed_by(existing)
+        if claimed_by is not None:
+            # Corral answered (a human, a policy, or the expiry) and then told the runtime: its
+            # echo of the answer may land before Corral's own record of it, so whichever report
+            # lands first names who answered.
+            draft = replace(draft, data={**draft.data, **claimed_by})
         await approval_repo.resolve(
             conn,
             existing.id,
