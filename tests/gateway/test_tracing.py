@@ -73,6 +73,16 @@ async def test_a_call_is_a_child_span_of_the_callers_trace(
         stored = (await conn.execute(sa.select(sa.func.count()).select_from(spans)
                                      .where(spans.c.trace_id == TRACE))).scalar_one()  # fmt: skip
     assert stored == 0
+    # A row from before calls carried span ids (its span was stored in ``spans`` then) is not
+    # made into a second, id-less span.
+    async with corral.services.db.write() as conn:
+        row = (await conn.execute(sa.select(gateway_calls).where(
+            gateway_calls.c.session_id == session["id"]).limit(1))).one()._asdict()  # fmt: skip
+        await conn.execute(sa.insert(gateway_calls).values(
+            {**row, "id": row["id"] + "x", "span_id": None, "parent_span_id": None}))  # fmt: skip
+    async with corral.admin() as admin:
+        again = await ok(await admin.get(f"/v1/sessions/{session['id']}/trace"))
+    assert len([s for s in again["spans"] if s["name"] == "chat gpt-4o-mini"]) == 2
 
     async def exported() -> bool:
         return {span["span_id"], failed["span_id"]} <= {s.span_id for s in receiver.spans}

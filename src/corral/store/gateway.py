@@ -166,13 +166,14 @@ _RECORD_FIELDS = frozenset(CallRecord.__dataclass_fields__)
 
 
 async def calls_of_session(conn: AsyncConnection, session_id: str, limit: int) -> list[CallRecord]:
-    """A session's calls, oldest first, each with the base URL of the upstream that answered
-    (``upstream_url``, when that upstream still exists): what its span is built from."""
+    """A session's traced calls, oldest first, each with the base URL of the upstream that
+    answered (``upstream_url``, when that upstream still exists): what its span is built from."""
     query = (
         sa.select(gateway_calls, gateway_upstreams.c.base_url.label("upstream_url"))
         .select_from(gateway_calls.outerjoin(
             gateway_upstreams, gateway_upstreams.c.id == gateway_calls.c.upstream_id))
-        .where(gateway_calls.c.session_id == session_id)
+        # Rows from before calls carried their span ids had their spans stored in ``spans``.
+        .where(gateway_calls.c.session_id == session_id, gateway_calls.c.span_id.is_not(None))
         .order_by(gateway_calls.c.started_at, gateway_calls.c.id)
         .limit(limit)
     )  # fmt: skip
