@@ -4,7 +4,9 @@ Each native event a pump maps is one small write (lock the session row, dedupe, 
 ``last_seq``). Under load, paying a transaction per event (checkout, BEGIN, COMMIT, a WAL flush)
 costs more than the work itself. Writes queue here instead; a lane takes everything queued while
 its previous commit was in flight and commits it as one transaction, so batches grow with load
-and a lone write still goes straight through. A session always uses the same lane, so its writes
+and a lone write still goes straight through. Under load a lane also paces its commits (at most
+one every ``PACE``), which keeps a replica's transactions near 100 a second whether it records
+a few hundred events a second or several thousand; a write waits at most ``PACE`` for it. A session always uses the same lane, so its writes
 keep their order. If a batch fails, each write is retried alone, so one bad write never fails
 another session's.
 """
@@ -21,7 +23,9 @@ from corral.sessions.batch import Write, record_all
 from corral.store.db import Database
 from corral.store.types import utcnow
 
-MAX_BATCH = 64  # writes per transaction: bounds how long session rows stay locked
+MAX_BATCH = 256  # writes per transaction: bounds how long session rows stay locked
+#: Under load, a commit starts at most this long after the previous one began.
+PACE = 0.01
 
 
 @dataclass
@@ -46,10 +50,20 @@ class _Lane:
             self._task = asyncio.create_task(self._run(), name="event-writer")
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        began = -PACE
         while True:
             await self._ready.wait()
             self._ready.clear()
+            # Under load, commits start at most every PACE seconds, so what arrives meanwhile
+            # joins the next batch: the number of transactions stops growing with the event
+            # rate (each costs far more CPU than the rows it carries). A write arriving after a
+            # quiet spell goes straight through.
             while self._queue:
+                pause = began + PACE - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                began = loop.time()
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 await self._commit(batch)
 
@@ -84,8 +98,9 @@ class _Lane:
 
 class EventWriter:
     def __init__(self, db: Database, lanes: int | None = None) -> None:
-        # SQLite has one writer at a time: one lane batches best there.
-        count = lanes if lanes is not None else (4 if db.is_postgres else 1)
+        # One lane batches best: on SQLite there is one writer at a time anyway, and on
+        # PostgreSQL a lane with its pace commits thousands of events a second.
+        count = lanes if lanes is not None else 1
         self._lanes = [_Lane(db) for _ in range(count)]
 
     async def record(

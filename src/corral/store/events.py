@@ -52,20 +52,14 @@ def row_of(event: Event) -> dict[str, Any]:
     }
 
 
-async def notify_many(conn: AsyncConnection, lasts: list[Event]) -> None:
-    """Announce, at commit, the new last event of each of several sessions (PostgreSQL)."""
-    if conn.dialect.name != "postgresql" or not lasts:
-        return
-    await conn.execute(
-        sa.text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
-        {"channel": EVENTS_CHANNEL, "payloads": [notify_payload(conn, e) for e in lasts]},
-    )
+def origin_of(conn: AsyncConnection) -> str:
+    """The writing instance's id, as notifications carry it ("-" when unknown)."""
+    sync = conn.sync_connection
+    return (sync.get_execution_options().get(ORIGIN_OPTION) if sync else None) or "-"
 
 
 def notify_payload(conn: AsyncConnection, last: Event) -> str:
-    sync = conn.sync_connection
-    origin = (sync.get_execution_options().get(ORIGIN_OPTION) if sync else None) or "-"
-    return f"{last.session_id} {last.seq} {origin}"
+    return f"{last.session_id} {last.seq} {origin_of(conn)}"
 
 
 async def insert_batch(
