@@ -76,6 +76,12 @@ class Cluster:
         self.llm_url = f"http://127.0.0.1:{port}"
         await wait_http(f"{self.llm_url}/v1/models", self.llm)
 
+    def use_local_llm(self) -> None:
+        """Simulators answer the mock LLM's script in their own process (``--llm-url local``):
+        no mock LLM process, no HTTP hop per chunk. For load runs, where the model's side
+        should cost the machine as little as possible."""
+        self.llm_url = "local"
+
     async def add_sims(self, count: int) -> list[Sim]:
         """Start ``count`` more simulated OpenCodes (each its own process and directory)."""
         assert self.llm_url is not None

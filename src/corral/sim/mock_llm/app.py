@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -41,9 +41,15 @@ def _chunk(
     return chunk
 
 
-async def _stream(
-    request: Request, reply: Reply, base: dict[str, Any], usage: dict[str, int] | None
+async def chat_frames(
+    reply: Reply,
+    base: dict[str, Any],
+    usage: dict[str, int] | None,
+    pace: Callable[[], Awaitable[None]],
 ) -> AsyncGenerator[bytes, None]:
+    """The SSE frames of a streamed chat completion; ``pace`` is awaited between text chunks.
+
+    Shared by the HTTP endpoint and the OpenCode simulator's in-process upstream."""
     with_usage = usage is not None
     if reply.tool_call is not None:
         call_id, name, fragments = reply.tool_call
@@ -72,11 +78,37 @@ async def _stream(
             yield sse_data(_chunk(base, {"content": piece}, None, with_usage))
             if reply.cut:
                 return
-            await pace(request, reply)
+            await pace()
     yield sse_data(_chunk(base, {}, reply.finish_reason, with_usage))
     if usage is not None:
         yield sse_data({**base, "choices": [], "usage": usage})
     yield sse_data("[DONE]")
+
+
+def _usage(body: dict[str, Any], reply: Reply) -> dict[str, int]:
+    p_tokens, c_tokens = reply.token_counts(prompt_tokens(body["messages"]))
+    return {
+        "prompt_tokens": p_tokens,
+        "completion_tokens": c_tokens,
+        "total_tokens": p_tokens + c_tokens,
+    }
+
+
+def stream_header(
+    body: dict[str, Any], reply: Reply
+) -> tuple[dict[str, Any], dict[str, int] | None]:
+    """What every chunk of a streamed completion repeats, and the usage its last chunk carries
+    (None unless ``stream_options.include_usage``)."""
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model") or MODEL_ID,
+        "system_fingerprint": None,
+    }
+    options = body.get("stream_options") or {}
+    include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+    return base, _usage(body, reply) if include_usage else None
 
 
 async def chat_completions(request: Request) -> Response:
@@ -96,27 +128,13 @@ async def chat_completions(request: Request) -> Response:
 
     created = int(time.time())
     model = body.get("model") or MODEL_ID
-    p_tokens, c_tokens = reply.token_counts(prompt_tokens(body["messages"]))
-    usage = {
-        "prompt_tokens": p_tokens,
-        "completion_tokens": c_tokens,
-        "total_tokens": p_tokens + c_tokens,
-    }
+    usage = _usage(body, reply)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
     if body.get("stream"):
-        base = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "system_fingerprint": None,
-        }
-        options = body.get("stream_options") or {}
-        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        return sse_response(
-            request, _stream(request, reply, base, usage if include_usage else None)
-        )
+        base, streamed_usage = stream_header(body, reply)
+        frames = chat_frames(reply, base, streamed_usage, lambda: pace(request, reply))
+        return sse_response(request, frames)
 
     await wait_whole_reply(reply)
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}

@@ -21,7 +21,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m corral.sim.opencode")
     parser.add_argument("--host", "--hostname", dest="host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4096)
-    parser.add_argument("--llm-url", default="http://127.0.0.1:8765", help="mock LLM base URL")
+    parser.add_argument(
+        "--llm-url",
+        default="http://127.0.0.1:8765",
+        help='mock LLM base URL, or "local" to answer its script in this process',
+    )
     parser.add_argument("--directory", default=os.getcwd(), help="project dir (default: cwd)")
     parser.add_argument("--heartbeat", type=float, default=10.0, help="seconds between heartbeats")
     parser.add_argument("--cost-input", type=float, default=1.0, help="USD per 1M input tokens")

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from corral.sim.opencode import history, upstream
+from corral.sim.opencode import history, llm, upstream
 from corral.sim.opencode.bus import Bus
 from corral.sim.opencode.config import SimConfig
 from corral.sim.opencode.ids import ascending, now_ms
@@ -275,12 +275,9 @@ class Engine:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        url = self.config.llm_url.rstrip("/") + "/v1/chat/completions"
         title = ""
         with contextlib.suppress(upstream.UpstreamHTTPError, upstream.UpstreamUnreachable):
-            async for event in upstream.stream_chat(
-                self._http(), url, self.config.llm_api_key, request
-            ):
+            async for event in llm.chat(self.config, self._http, request):
                 if isinstance(event, upstream.TextDelta):
                     title += event.text
         if title.strip() and session.id in self.store.sessions:

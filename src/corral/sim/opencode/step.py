@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from corral.sim.opencode import upstream
+from corral.sim.opencode import llm, upstream
 from corral.sim.opencode.config import SimConfig
 from corral.sim.opencode.ids import now_ms
 from corral.sim.opencode.permissions import Denied, Permissions, Rejected
@@ -92,16 +92,14 @@ class StepRunner:
     async def _stream_with_retry(
         self, session: SessionRecord, step: Step, request: Json
     ) -> AsyncIterator[upstream.UpstreamEvent]:
-        url = self.config.llm_url.rstrip("/") + "/v1/chat/completions"
+        url = llm.chat_url(self.config)
         attempt = 0
         while True:
             # Every attempt announces "busy" again, which is why a real trace shows the
             # status twice in a row before the first step.
             self._set_status(session.id, {"type": "busy"})
             try:
-                async for event in upstream.stream_chat(
-                    self._http(), url, self.config.llm_api_key, request
-                ):
+                async for event in llm.chat(self.config, self._http, request):
                     yield event
                 return
             except upstream.UpstreamHTTPError as exc:

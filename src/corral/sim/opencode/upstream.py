@@ -26,6 +26,7 @@ __all__ = [
     "UpstreamEvent",
     "UpstreamHTTPError",
     "UpstreamUnreachable",
+    "parse_lines",
     "stream_chat",
 ]
 
@@ -137,7 +138,7 @@ async def stream_chat(
                 raise UpstreamHTTPError(response.status_code, text, url, headers)
             started = True
             yield Started()
-            async for event in _parse(response.aiter_lines()):
+            async for event in parse_lines(response.aiter_lines()):
                 yield event
     except (httpx.TransportError, ValueError) as exc:
         if started:
@@ -149,7 +150,8 @@ async def stream_chat(
         ) from exc
 
 
-async def _parse(lines: AsyncIterator[str]) -> AsyncIterator[UpstreamEvent]:
+async def parse_lines(lines: AsyncIterator[str]) -> AsyncIterator[UpstreamEvent]:
+    """A chat completion's SSE lines as the few events the engine needs."""
     calls: dict[int, _PendingCall] = {}
     finish_reason = "stop"
     usage: Json = {}
