@@ -6,9 +6,9 @@ costs more than the work itself. Writes queue here instead; a lane takes everyth
 its previous commit was in flight and commits it as one transaction, so batches grow with load
 and a lone write still goes straight through. Under load a lane also paces its commits (at most
 one every ``PACE``), which keeps a replica's transactions near 100 a second whether it records
-a few hundred events a second or several thousand; a write waits at most ``PACE`` for it. A session always uses the same lane, so its writes
-keep their order. If a batch fails, each write is retried alone, so one bad write never fails
-another session's.
+a few hundred events a second or several thousand; a write waits at most ``PACE`` for it.
+A session always uses the same lane, so its writes keep their order. If a batch fails, each
+write is retried alone, so one bad write never fails another session's.
 """
 
 from __future__ import annotations
