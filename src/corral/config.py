@@ -24,8 +24,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     sse_heartbeat_seconds: float = 15.0
     # Streams are woken (and handed the events) by the process that records them, and across
-    # replicas by PostgreSQL LISTEN/NOTIFY. They re-read the store anyway every
-    # sse_backstop_seconds while that channel is up, every sse_poll_seconds while it is down.
+    # replicas by PostgreSQL LISTEN/NOTIFY. As a backstop, each process checks every followed
+    # session's last seq in the store (one query for all of them) every sse_backstop_seconds
+    # while that channel is up, every sse_poll_seconds while it is down.
     sse_poll_seconds: float = 1.0
     sse_backstop_seconds: float = 15.0
     # Database connections per process (PostgreSQL): keep replicas x (size + overflow) under

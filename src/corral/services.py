@@ -22,6 +22,7 @@ from corral.governance.governor import Governor
 from corral.governance.pricing import PriceService
 from corral.governance.service import GovernanceService
 from corral.identity.service import Bootstrap, IdentityService
+from corral.sessions.backstop import Backstop
 from corral.sessions.connections import AdapterPool
 from corral.sessions.hub import EventHub
 from corral.sessions.leases import LeaseKeeper, LeaseTerms
@@ -63,6 +64,7 @@ class Services:
     gateway: Gateway
     gateway_admin: GatewayService
     gateway_app: GatewayApp
+    backstop: Backstop | None = None
     listener: PostgresListener | None = None
     bootstrap: Bootstrap | None = None
     _ticker: asyncio.Task[None] | None = None
@@ -84,6 +86,8 @@ class Services:
         self.telemetry.start()
         self.gateway.start()
         self._ticker = asyncio.create_task(self._governance_loop(), name="governance-tick")
+        if self.backstop is not None:
+            self.backstop.start()
         if self.listener is not None:
             self.listener.start()
 
@@ -103,6 +107,8 @@ class Services:
                 await self._ticker
         if self.listener is not None:
             await self.listener.aclose()
+        if self.backstop is not None:
+            await self.backstop.aclose()
         await self.leases.aclose()
         await self.pumps.aclose()
         await self.sessions.oversight.settlement.due(everything=True)
@@ -194,6 +200,9 @@ async def build(settings: Settings) -> Services:
         gateway=gateway,
         gateway_admin=GatewayService(db, vault, audit),
         gateway_app=GatewayApp(gateway),
+        backstop=Backstop(
+            db, hub, interval=settings.sse_backstop_seconds, poll=settings.sse_poll_seconds
+        ),
         listener=listener,
     )
     services.bootstrap = await services.identity.bootstrap(

@@ -8,9 +8,11 @@ is *clean*: an event written elsewhere (another replica, announced by PostgreSQL
 seq; a service path that notifies without events) marks it dirty, and the next reader goes to
 the store once and refreshes it for everyone.
 
-Notifications are the fast path; streams still re-read the store on a backstop interval. The
-backstop is long while notifications are known to be complete (one SQLite process, or the
-PostgreSQL listener connected) and short otherwise.
+Notifications are the fast path. A backstop (:mod:`corral.sessions.backstop`) still compares,
+on an interval, what the store holds with what the tails know, for every followed session in
+one query, and wakes the readers of any that fell behind. The interval is long while
+notifications are known to be complete (one SQLite process, or the PostgreSQL listener
+connected) and short otherwise.
 """
 
 from __future__ import annotations
@@ -154,6 +156,10 @@ class EventHub:
             tail.waiters.discard(waiter)
             if not tail.waiters:
                 del self._tails[session_id]
+
+    def followed(self) -> dict[str, int | None]:
+        """Sessions with open streams here, and the last seq their tail knows (None: unknown)."""
+        return {sid: tail.known_last for sid, tail in self._tails.items()}
 
     def cached_after(self, session_id: str, seq: int) -> list[Event] | None:
         """Events after ``seq`` from memory ([] = none yet), or None: read the store."""

@@ -86,49 +86,36 @@ class SessionQueries:
         return batch
 
     async def stream(
-        self,
-        who: Principal,
-        session_id: str,
-        after: int,
-        *,
-        heartbeat: float,
-        poll: float = 1.0,
-        backstop: float = 15.0,
+        self, who: Principal, session_id: str, after: int, *, heartbeat: float
     ) -> AsyncIterator[list[Event] | None]:
         """Events after ``after`` as they are committed; ``None`` means "send a heartbeat".
 
         New events come from the hub's in-memory tail when it has them, else from the store.
-        The store is re-read anyway every ``backstop`` seconds while the hub's notifications are
-        complete, every ``poll`` seconds while they are not. Ends (after what is already
-        stored) when the process starts draining for shutdown.
+        A reader sleeps until the hub wakes it (a commit here, a notification from elsewhere,
+        or the :mod:`~corral.sessions.backstop` finding the log ahead of the tail). Ends (after
+        what is already stored) when the process starts draining for shutdown.
         """
         session = await self.get(who, session_id)
-        cursor, now = after, time.monotonic()
-        last_sent = last_read = now
+        cursor, last_sent = after, time.monotonic()
         waiter = self._hub.listen(session_id)
-        force_read = False
         try:
             while True:
                 waiter.clear()
-                batch = None if force_read else self._hub.cached_after(session_id, cursor)
+                batch = self._hub.cached_after(session_id, cursor)
                 if batch is None:
                     batch = await self._read(session_id, cursor, session.last_seq)
-                    last_read, force_read = time.monotonic(), False
                 if batch:
                     cursor, last_sent = batch[-1].seq, time.monotonic()
                     yield batch
                     continue
                 if self._hub.draining:
                     return
-                interval = backstop if self._hub.complete() else poll
-                now = time.monotonic()
-                wait = min(last_read + interval, last_sent + heartbeat) - now
+                wait = last_sent + heartbeat - time.monotonic()
                 if wait > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(waiter.wait(), wait)
+                        async with asyncio.timeout(wait):
+                            await waiter.wait()
                 now = time.monotonic()
-                if now - last_read >= interval:
-                    force_read = True
                 if now - last_sent >= heartbeat:
                     last_sent = now
                     yield None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.domain.records import Page, Session
@@ -215,3 +216,15 @@ async def live_sessions_matching(
         query = query.where(columns[name] == value)
     rows = await conn.execute(query.order_by(sessions.c.created_at).limit(limit))
     return [session_of(r) for r in rows]
+
+
+async def last_seqs(conn: AsyncConnection, session_ids: Sequence[str]) -> dict[str, int]:
+    """The current ``last_seq`` of each of the sessions that exist."""
+    query = sa.select(sessions.c.id, sessions.c.last_seq)
+    if conn.dialect.name == "postgresql":
+        # One array parameter: the same statement whatever the number of ids.
+        ids = sa.bindparam("ids", list(session_ids), type_=postgresql.ARRAY(sa.Text))
+        query = query.where(sessions.c.id == sa.any_(ids))
+    else:
+        query = query.where(sessions.c.id.in_(session_ids))
+    return {str(r.id): int(r.last_seq) for r in (await conn.execute(query)).all()}

@@ -183,12 +183,7 @@ async def stream_events(
     start = _resume_point(last_event_id, after)
     await svc.sessions.get(who, session_id)
     frames = svc.sessions.stream(
-        who,
-        session_id,
-        start,
-        heartbeat=svc.settings.sse_heartbeat_seconds,
-        poll=svc.settings.sse_poll_seconds,
-        backstop=svc.settings.sse_backstop_seconds,
+        who, session_id, start, heartbeat=svc.settings.sse_heartbeat_seconds
     )
 
     async def body() -> AsyncIterator[str]:

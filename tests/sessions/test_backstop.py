@@ -1,0 +1,87 @@
+"""The stream backstop: events written without a notification still reach open streams.
+
+A write this process does not publish (as after a lost NOTIFY, or a write the listener skips as
+its own) leaves stream tails behind the log. The backstop's one query over every followed
+session finds them and wakes exactly those readers; on both databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from corral.domain.events import EventDraft, EventType
+from corral.sessions import recorder
+from corral.store.types import utcnow
+from tests.support.corral import CorralServer, corral_settings, ok, running_corral
+from tests.support.fleet import make_agent, make_runtime, make_team, make_user
+from tests.support.sse import Frame, read_stream
+
+
+async def _session(corral: CorralServer, key: str, agent_id: str) -> str:
+    async with corral.client(key) as client:
+        made = await ok(await client.post("/v1/sessions", json={"agent_id": agent_id}), 201)
+    return str(made["id"])
+
+
+async def _write_unannounced(corral: CorralServer, session_id: str, text: str) -> int:
+    """Record an event straight into the store, telling no stream about it."""
+    draft = EventDraft(EventType.MESSAGE_DELTA, {"text": text}, f"delta:{text}")
+    async with corral.services.db.write() as conn:
+        stored = await recorder.record(conn, session_id, [draft], turn_id=None, at=utcnow())
+    return stored[-1].seq
+
+
+def _delta(text: str) -> Callable[[Frame], bool]:
+    return lambda f: (
+        f.event == "message.delta" and ((f.data or {}).get("data") or {}).get("text") == text
+    )
+
+
+@pytest.fixture
+async def corral(database_url: str, tmp_path: Path) -> AsyncIterator[CorralServer]:
+    # The background sweeps wait out the test: only its own sweeps run.
+    settings = corral_settings(
+        database_url, tmp_path, sse_backstop_seconds=600.0, sse_poll_seconds=600.0
+    )
+    async with running_corral(settings) as server:
+        yield server
+
+
+async def test_sweep_wakes_only_the_streams_whose_log_moved(
+    corral: CorralServer, opencode_sim_url: str
+) -> None:
+    team = await make_team(corral, "t")
+    dev = await make_user(corral, team["id"], "developer", "b@x.io")
+    runtime = await make_runtime(corral, opencode_sim_url)
+    agent = await make_agent(corral, dev["key"], runtime["id"])
+    moved, still = [await _session(corral, dev["key"], agent["id"]) for _ in range(2)]
+    backstop = corral.services.backstop
+    assert backstop is not None
+
+    async with corral.client(dev["key"]) as client:
+        readers = {
+            sid: asyncio.create_task(read_stream(client, sid, until=_delta("late"), timeout=15))
+            for sid in (moved, still)
+        }
+        # Both streams are open and have read the log once.
+        for _ in range(100):
+            if set(corral.services.sessions._hub.followed()) == {moved, still}:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert await backstop.sweep() == 0  # every tail is up to date: nobody is woken
+
+        seq = await _write_unannounced(corral, moved, "late")
+        await asyncio.sleep(1.0)  # heartbeats come and go; nothing reads the store
+        assert not readers[moved].done()
+
+        assert await backstop.sweep() == 1
+        frames: list[Frame] = await asyncio.wait_for(readers[moved], 5)
+        assert frames[-1].id == seq
+        assert await backstop.sweep() == 0  # caught up
+        assert not readers[still].done()
+        readers[still].cancel()
