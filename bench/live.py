@@ -43,10 +43,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import os
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,7 +225,8 @@ async def _level(
             else:
                 meter = CpuMeter(meter_groups)
                 meter.start()
-                probes = await _probe(post_clients, window_end)
+                with _no_gc_pauses():
+                    probes = await _probe(post_clients, window_end)
                 busy = meter.stop()
             settle = first_post + cfg.turn_seconds + 20.0 - time.time()
             with contextlib.suppress(TimeoutError):
@@ -274,6 +277,21 @@ async def _level(
         "cpu_streaming": busy,
         "errors": errors,
     }
+
+
+@contextlib.contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """This process is the measuring instrument: a full collection of its heap (every frame
+    read so far is kept) stalls its loop for 100+ ms, which would be counted as Corral's
+    latency. Collections wait until the window is over."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 async def _probe(clients: list[httpx.AsyncClient], until: float) -> dict[str, Any]:

@@ -88,6 +88,7 @@ async def _serve(settings: Settings) -> None:
     import uvicorn
 
     from corral.api.app import create_app
+    from corral.gc_policy import tune_for_serving
     from corral.telemetry import logs
 
     logs.configure(settings.log_format, settings.log_level)
@@ -119,6 +120,7 @@ async def _serve(settings: Settings) -> None:
         if server.started:
             output.done(f"Corral is serving at {url}  (database {_where(settings.database_url)})")
             services.start()
+            tune_for_serving()
         await task
     finally:
         await services.aclose()

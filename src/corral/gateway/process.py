@@ -24,6 +24,7 @@ from corral.gateway.auth import KeyCache
 from corral.gateway.call import Receive, Scope, Send
 from corral.gateway.engine import Gateway
 from corral.gateway.recorder import CallRecorder, SpanSink
+from corral.gc_policy import tune_for_serving
 from corral.governance.governor import Governor
 from corral.sessions.writer import EventWriter
 from corral.store import schema_version
@@ -165,6 +166,7 @@ class StandaloneGateway:
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                tune_for_serving()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._worker is not None:

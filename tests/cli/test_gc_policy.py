@@ -1,0 +1,27 @@
+"""The serving processes' garbage-collector policy: startup objects frozen, rarer collections."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from corral.gc_policy import THRESHOLDS, tune_for_serving
+
+
+@pytest.fixture
+def restored_gc() -> Iterator[None]:
+    before = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*before)
+
+
+def test_startup_objects_are_frozen_and_thresholds_raised(restored_gc: None) -> None:
+    gc.unfreeze()
+    tune_for_serving()
+    assert gc.get_freeze_count() > 10_000  # modules, classes, functions of this process
+    assert gc.get_threshold() == THRESHOLDS
+    # A full collection no longer walks them.
+    assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()
