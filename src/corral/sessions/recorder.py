@@ -109,8 +109,13 @@ async def record(
     *,
     turn_id: str | None,
     at: datetime,
+    locked: Session | None = None,
 ) -> list[Event]:
-    session = await _locked(conn, session_id)
+    """Record ``drafts`` for the session; ``locked``: its row, already locked by the caller in
+    this transaction (and unchanged since, as far as seq and state go)."""
+    session = locked if locked is not None and locked.id == session_id else None
+    if session is None:
+        session = await _locked(conn, session_id)
     pending = 0
     if any(d.type in _NEEDS_APPROVAL_COUNT for d in drafts):
         open_ = await approval_repo.list_for_session(conn, session_id, statuses=approval_repo.OPEN)

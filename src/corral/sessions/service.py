@@ -250,7 +250,7 @@ class SessionService(Enforcement):
             agent = await self._agent(who, session.agent_id, session.agent_version)
         except NotFound:
             raise Conflict("the session's agent was deleted", code="agent_deleted") from None
-        if await self._is_paused(session.agent_id):
+        if agent.paused:  # read just now with the agent: a pause takes effect at once
             raise AgentPaused(f"agent {agent.name!r} is paused; resume it to continue sessions")
         if not machine.can_start_turn(session.state):
             raise SessionBusy(
@@ -343,16 +343,13 @@ class SessionService(Enforcement):
                     )  # fmt: skip
             started = {"turn_id": turn_id, "input_id": input_id, "text": text}
             draft = EventDraft(EventType.TURN_STARTED, started, f"turn-start:{turn_id}")
-            return await recorder.record(conn, session_id, [draft], turn_id=turn_id, at=now)
+            return await recorder.record(
+                conn, session_id, [draft], turn_id=turn_id, at=now, locked=locked
+            )
 
     def _refuse_if_draining(self) -> None:
         if self._hub.draining:
             raise Draining("this Corral instance is shutting down; retry in a moment")
-
-    async def _is_paused(self, agent_id: str) -> bool:
-        async with self._db.read() as conn:
-            current = await agent_repo.get_agent(conn, agent_id)
-        return current is None or current.paused
 
     async def _mark_input(self, input_id: str, status: str) -> None:
         async with self._db.write() as conn:

@@ -145,8 +145,19 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with _text_refused(), self.engine.connect() as conn, conn.begin():
-            yield conn
+        """A connection for reads.
+
+        On PostgreSQL its statements run in autocommit: under READ COMMITTED each statement
+        sees its own snapshot inside a transaction anyway, so BEGIN and COMMIT would only add
+        two round trips to every read (on this hot path, most of a small read's cost). On
+        SQLite a read transaction keeps one snapshot for all its statements, and it stays.
+        """
+        async with _text_refused(), self.engine.connect() as conn:
+            if self.is_postgres:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return
+            async with conn.begin():
+                yield conn
 
     async def ping(self) -> None:
         async with self.read() as conn:
