@@ -3,17 +3,22 @@
 A level of N sessions, on R replicas:
 
 1. N sessions exist (created through the API, round-robin over the replicas; at most
-   :data:`SESSIONS_PER_SIM` per simulated OpenCode, whose HTTP client to the LLM holds 100
-   connections, so more simulators are started as the levels grow);
+   :data:`SESSIONS_PER_SIM` per simulated OpenCode, so more simulators are started as the
+   levels grow). The simulators answer the mock LLM's script in their own process
+   (``--llm-url local``): the model's side of the turns costs no extra process or HTTP hop;
 2. session *i* gets an SSE client on replica ``i % R`` (resuming after its last seq);
 3. with the streams open and idle, CPU is sampled for 2 s (the cost of idle streams), longer
    if the previous level's pumps are still lingering (their grace period plus 1 s);
 4. every session is sent a message on replica ``(i + 1) % R``, so with three replicas the turn
    is pumped by a different replica than the one streaming it and every event crosses
    PostgreSQL ``LISTEN/NOTIFY``. The message scripts the mock LLM to stream a one-character
-   chunk every ``1 / rate`` seconds for ``turn_seconds``: each chunk is one ``message.part.delta``
-   on the runtime's bus and one ``message.delta`` event in Corral;
-5. from the moment the last message was accepted until shortly before the first turn ends (the
+   chunk every ``1 / rate`` seconds: each chunk is one ``message.part.delta`` on the runtime's
+   bus and one ``message.delta`` event in Corral. A turn lasts ``turn_seconds`` plus the time
+   starting all turns is expected to take (from the previous level's start rate) plus
+   :data:`SETTLE`, so that every turn is still streaming during the window;
+5. from :data:`SETTLE` seconds after the last message was accepted (the backlog of the start-up
+   burst, hundreds of turn starts in a few seconds, is not steady state; how long starting
+   took is reported as ``start_turns_s``) until shortly before the first turn ends (the
    *window*), every frame a client receives is timed, and CPU per process is sampled;
 6. the level waits for every turn to complete, then closes the streams.
 
@@ -65,6 +70,8 @@ MIN_WINDOW = 2.0
 POST_CONCURRENCY = 16
 CREATE_CONCURRENCY = 16
 PUMP_GRACE = 3.0  # Corral's default CORRAL_PUMP_GRACE_SECONDS
+#: After the last turn started, before the window: the start-up burst's backlog drains.
+SETTLE = 2.0
 
 
 @dataclass(frozen=True)
@@ -74,13 +81,13 @@ class LiveConfig:
     rate: float  # deltas per second per session
     idle_sample: float = 2.0
 
-    def prompt(self) -> str:
+    def prompt(self, seconds: float) -> str:
         # The reply is "Echo: " plus this text; the mock LLM sends it one character per chunk
         # when the turn is slow enough (chunks = min(len(reply), ceil(seconds / 0.1))).
-        chunks = max(8, round(self.rate * self.turn_seconds))
-        if chunks > math.ceil(self.turn_seconds / 0.1):
+        chunks = max(8, round(self.rate * seconds))
+        if chunks > math.ceil(seconds / 0.1):
             raise ValueError("rate too high: the mock LLM paces chunks at most every 0.1 s")
-        return f"[[slow:{self.turn_seconds:g}]] " + "x" * (chunks - len("Echo: "))
+        return f"[[slow:{seconds:g}]] " + "x" * (chunks - len("Echo: "))
 
 
 @dataclass
@@ -97,6 +104,7 @@ class Pool:
     sessions: list[LiveSession] = field(default_factory=list)
     taps: list[tuple[SimTap, httpx.AsyncClient]] = field(default_factory=list)
     quiet_since: float = 0.0  # when the last level's turns had all ended
+    start_rate: float = 40.0  # turns started per second at the last level (a first guess)
 
     async def aclose(self) -> None:
         for tap, client in self.taps:
@@ -151,6 +159,7 @@ async def _level(
     meter_groups = _groups(cluster, replicas)
     sessions = pool.sessions[:n]
     errors: list[str] = []
+    seconds = cfg.turn_seconds
     r = len(replicas)
     limits = httpx.Limits(max_connections=n + 8, max_keepalive_connections=n + 8)
     timeout = httpx.Timeout(None, connect=10.0)
@@ -188,7 +197,9 @@ async def _level(
             await asyncio.sleep(max(cfg.idle_sample, quiet))
             idle_cpu = idle.stop()
             taps_from = [len(tap.chunks.reads) for tap, _ in pool.taps]
-            prompt = cfg.prompt()
+            # Turns last long enough to leave a measured window once all have started.
+            seconds = round(cfg.turn_seconds + n / pool.start_rate + SETTLE, 1)
+            prompt = cfg.prompt(seconds)
             gate = asyncio.Semaphore(POST_CONCURRENCY)
             refused: list[str] = []
 
@@ -211,15 +222,18 @@ async def _level(
 
             first_post = time.time()
             await asyncio.gather(*(send(i, s) for i, s in enumerate(sessions)))
+            started = time.time()
+            pool.start_rate = max(n / max(started - first_post, 1e-3), 5.0)
+            await asyncio.sleep(SETTLE)
             window_start = time.time()
-            window_end = first_post + cfg.turn_seconds - 0.3
+            window_end = first_post + seconds - 0.3
             if refused:
                 errors.append(f"{len(refused)} messages refused: {refused[0]}")
             busy: dict[str, Any] | None = None
             probes: dict[str, Any] = {}
             if window_end - window_start < MIN_WINDOW:
                 errors.append(
-                    f"starting {n} turns took {window_start - first_post:.1f} s, leaving no "
+                    f"starting {n} turns took {started - first_post:.1f} s, leaving no "
                     f"window of {MIN_WINDOW:g} s with all of them streaming"
                 )
             else:
@@ -228,7 +242,7 @@ async def _level(
                 with _no_gc_pauses():
                     probes = await _probe(post_clients, window_end)
                 busy = meter.stop()
-            settle = first_post + cfg.turn_seconds + 20.0 - time.time()
+            settle = first_post + seconds + 20.0 - time.time()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     asyncio.gather(*(s.turn_done.wait() for s in streams if not s.chunks.error)),
@@ -241,7 +255,7 @@ async def _level(
     pool.quiet_since = time.time()
     unfinished = sum(1 for s in streams if not s.turn_done.is_set())
     if unfinished:
-        errors.append(f"{unfinished} turns did not complete within {cfg.turn_seconds + 20:g} s")
+        errors.append(f"{unfinished} turns did not complete within {seconds + 20:g} s")
     stream_errors = [s.chunks.error for s in streams if s.chunks.error and not s.turn_done.is_set()]
     if stream_errors:
         errors.append(f"{len(stream_errors)} streams broke: {stream_errors[0]}")
@@ -270,7 +284,8 @@ async def _level(
         "corral_cpu_ms_per_event": per_event,
         "corral_idle_cpu_percent_per_100_streams": round(100 * idle_share / n, 1),
         "window_s": round(max(window_end - window_start, 0.0), 2),
-        "start_turns_s": round(window_start - first_post, 2),
+        "turn_s": seconds,
+        "start_turns_s": round(started - first_post, 2),
         **stats,
         **probes,
         "cpu_idle_streams": idle_cpu,

@@ -65,7 +65,7 @@ async def _postgres(dbs: Databases, workdir: Path, cfg: RecoveryConfig) -> dict[
         Supervisor(workdir / "recovery-postgres-logs") as sup,
     ):
         cluster = Cluster(sup, workdir, url)
-        await cluster.start_llm()
+        cluster.use_local_llm()
         await cluster.add_sims(1)
         for _ in range(3):
             cluster.add_replica(TAKEOVER_SETTINGS)
@@ -107,7 +107,7 @@ async def _sqlite(dbs: Databases, workdir: Path, cfg: RecoveryConfig) -> dict[st
         Supervisor(workdir / "recovery-sqlite-logs") as sup,
     ):
         cluster = Cluster(sup, workdir, url)
-        await cluster.start_llm()
+        cluster.use_local_llm()
         await cluster.add_sims(1)
         replica = cluster.add_replica({})
         await cluster.start(replica)

@@ -82,7 +82,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--live-levels", help="comma list of concurrent live sessions, tried in order"
     )
-    parser.add_argument("--live-seconds", type=float, help="length of each live turn")
+    parser.add_argument(
+        "--live-seconds", type=float, help="live turn length beyond the time to start them all"
+    )
     parser.add_argument(
         "--live-rate", type=float, default=2.0, help="text deltas per second per live session"
     )
@@ -174,8 +176,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "takeover_rounds": 4 if quick else 10,
         "backfill_steps": 50 if quick else 100,
         "backfill_repeats": 3 if quick else 5,
-        "live_levels": "10,25" if quick else "10,25,50,100,200,400,1000",
-        "live_seconds": 6.0 if quick else 8.0,
+        "live_levels": "10,25" if quick else "100,250,500,1000",
+        "live_seconds": 6.0 if quick else 10.0,
         "adapters_sessions": 20 if quick else 100,
         "adapters_target": 140 if quick else 1000,
         "adapters_hold": 10.0 if quick else 20.0,
