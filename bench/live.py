@@ -14,12 +14,15 @@ A level of N sessions, on R replicas:
    PostgreSQL ``LISTEN/NOTIFY``. The message scripts the mock LLM to stream a one-character
    chunk every ``1 / rate`` seconds: each chunk is one ``message.part.delta`` on the runtime's
    bus and one ``message.delta`` event in Corral. A turn lasts ``turn_seconds`` plus the time
-   starting all turns is expected to take (from the previous level's start rate) plus
+   starting all turns is expected to take (1.5 x, at the previous level's start rate) plus
    :data:`SETTLE`, so that every turn is still streaming during the window;
 5. from :data:`SETTLE` seconds after the last message was accepted (the backlog of the start-up
    burst, hundreds of turn starts in a few seconds, is not steady state; how long starting
    took is reported as ``start_turns_s``) until shortly before the first turn ends (the
-   *window*), every frame a client receives is timed, and CPU per process is sampled;
+   *window*), every frame a client receives is timed, and CPU per process is sampled. This
+   process's garbage collector is held off from the end of the starts to the end of the window
+   (it keeps every frame read, and a full collection of that heap stalled its loop 100-200 ms,
+   which would be counted as Corral's latency);
 6. the level waits for every turn to complete, then closes the streams.
 
 Latencies, per frame received in the window (same machine, same clock):
@@ -53,7 +56,6 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +106,7 @@ class Pool:
     sessions: list[LiveSession] = field(default_factory=list)
     taps: list[tuple[SimTap, httpx.AsyncClient]] = field(default_factory=list)
     quiet_since: float = 0.0  # when the last level's turns had all ended
-    start_rate: float = 40.0  # turns started per second at the last level (a first guess)
+    start_rate: float = 15.0  # turns started per second at the last level (a first guess)
 
     async def aclose(self) -> None:
         for tap, client in self.taps:
@@ -198,7 +200,8 @@ async def _level(
             idle_cpu = idle.stop()
             taps_from = [len(tap.chunks.reads) for tap, _ in pool.taps]
             # Turns last long enough to leave a measured window once all have started.
-            seconds = round(cfg.turn_seconds + n / pool.start_rate + SETTLE, 1)
+            # (1.5 x the expected start time: starting is slower the more sessions there are.)
+            seconds = round(cfg.turn_seconds + 1.5 * n / pool.start_rate + SETTLE, 1)
             prompt = cfg.prompt(seconds)
             gate = asyncio.Semaphore(POST_CONCURRENCY)
             refused: list[str] = []
@@ -224,6 +227,10 @@ async def _level(
             await asyncio.gather(*(send(i, s) for i, s in enumerate(sessions)))
             started = time.time()
             pool.start_rate = max(n / max(started - first_post, 1e-3), 5.0)
+            # This process's own collection (and its stall) happens now, not in the window.
+            gc.collect()
+            gc.freeze()
+            gc.disable()
             await asyncio.sleep(SETTLE)
             window_start = time.time()
             window_end = first_post + seconds - 0.3
@@ -239,8 +246,7 @@ async def _level(
             else:
                 meter = CpuMeter(meter_groups)
                 meter.start()
-                with _no_gc_pauses():
-                    probes = await _probe(post_clients, window_end)
+                probes = await _probe(post_clients, window_end)
                 busy = meter.stop()
             settle = first_post + seconds + 20.0 - time.time()
             with contextlib.suppress(TimeoutError):
@@ -250,6 +256,8 @@ async def _level(
                 )
             await asyncio.sleep(0.3)  # the last frames of the runtime reach the taps
         finally:
+            gc.enable()
+            gc.unfreeze()
             for stream in streams:
                 await stream.close()
     pool.quiet_since = time.time()
@@ -292,21 +300,6 @@ async def _level(
         "cpu_streaming": busy,
         "errors": errors,
     }
-
-
-@contextlib.contextmanager
-def _no_gc_pauses() -> Iterator[None]:
-    """This process is the measuring instrument: a full collection of its heap (every frame
-    read so far is kept) stalls its loop for 100+ ms, which would be counted as Corral's
-    latency. Collections wait until the window is over."""
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.unfreeze()
 
 
 async def _probe(clients: list[httpx.AsyncClient], until: float) -> dict[str, Any]:
@@ -416,6 +409,7 @@ async def ladder(
     """Levels in order until one fails; the largest passing level is the answer."""
     levels: list[dict[str, Any]] = []
     best: int | None = None
+    pool.start_rate = Pool.start_rate  # measured afresh for this set of replicas
     for n in cfg.levels:
         result = await _level(cluster, replicas, pool, n, cfg)
         levels.append(result)
