@@ -79,9 +79,13 @@ class Bus:
             next_beat = loop.time() + heartbeat_interval
             while True:
                 try:
-                    timeout = max(0.0, next_beat - loop.time())
-                    event = await asyncio.wait_for(queue.get(), timeout)
+                    async with asyncio.timeout(max(0.0, next_beat - loop.time())):
+                        event = await queue.get()
                 except TimeoutError:
                     event = _make("server.heartbeat", {})
                     next_beat += heartbeat_interval
-                yield sse_frame(event)
+                # Whatever else is queued goes out in the same write: frame by frame alike.
+                frames = [sse_frame(event)]
+                while not queue.empty():
+                    frames.append(sse_frame(queue.get_nowait()))
+                yield b"".join(frames)
