@@ -166,10 +166,13 @@ class CorralStream(_Reader):
         super().__init__(client, f"/v1/sessions/{session_id}/stream?after={after}", {})
         self.session_id = session_id
         self.turn_done = asyncio.Event()
+        self._last = b""
 
     def _seen(self, data: bytes) -> None:
-        if _TURN_DONE in data:
+        # The marker may straddle two reads: look at the end of the previous one too.
+        if _TURN_DONE in self._last + data:
             self.turn_done.set()
+        self._last = data[-len(_TURN_DONE) :]
 
 
 class SimTap(_Reader):

@@ -23,7 +23,7 @@ from corral.sessions.batch import Write, record_all
 from corral.store.db import Database
 from corral.store.types import utcnow
 
-MAX_BATCH = 256  # writes per transaction: bounds how long session rows stay locked
+MAX_BATCH = 1000  # writes per transaction: bounds how long session rows stay locked
 #: Under load, a commit starts at most this long after the previous one began.
 PACE = 0.01
 

@@ -88,9 +88,17 @@ async def renew(
     """
     if not turn_ids:
         return set()
+    # Rows another transaction holds (a turn being finished, in a batch that locks turns in its
+    # own order) are skipped, not waited for: waiting could deadlock, and the next renewal, well
+    # within the lease, extends them.
+    mine = (
+        sa.select(turns.c.id)
+        .where(turns.c.owner == owner, turns.c.status == "running", turns.c.id.in_(turn_ids))
+        .with_for_update(skip_locked=True)
+    )
     await conn.execute(
         sa.update(turns)
-        .where(turns.c.owner == owner, turns.c.status == "running", turns.c.id.in_(turn_ids))
+        .where(turns.c.id.in_(mine.scalar_subquery()))
         .values(lease_expires_at=until)
     )
     taken = await conn.execute(
