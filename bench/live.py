@@ -248,7 +248,7 @@ async def _level(
                 meter.start()
                 probes = await _probe(post_clients, window_end)
                 busy = meter.stop()
-            settle = first_post + seconds + 20.0 - time.time()
+            settle = started + seconds + 20.0 - time.time()  # the last turn began at `started`
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     asyncio.gather(*(s.turn_done.wait() for s in streams if not s.chunks.error)),
@@ -263,7 +263,7 @@ async def _level(
     pool.quiet_since = time.time()
     unfinished = sum(1 for s in streams if not s.turn_done.is_set())
     if unfinished:
-        errors.append(f"{unfinished} turns did not complete within {seconds + 20:g} s")
+        errors.append(f"{unfinished} turns did not complete within {seconds + 20:g} s of starting")
     stream_errors = [s.chunks.error for s in streams if s.chunks.error and not s.turn_done.is_set()]
     if stream_errors:
         errors.append(f"{len(stream_errors)} streams broke: {stream_errors[0]}")
