@@ -73,7 +73,7 @@ POST_CONCURRENCY = 16
 CREATE_CONCURRENCY = 16
 PUMP_GRACE = 3.0  # Corral's default CORRAL_PUMP_GRACE_SECONDS
 #: After the last turn started, before the window: the start-up burst's backlog drains.
-SETTLE = 2.0
+SETTLE = 5.0
 
 
 @dataclass(frozen=True)
