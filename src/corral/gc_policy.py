@@ -10,21 +10,34 @@ stream on the replica, waits. Measured on a replica streaming to 400 sessions (2
 
 So, once startup is done, what exists is frozen (moved to a permanent generation collections
 never walk), and the first threshold is raised from 700 to 20,000 allocations: young
-collections run far less often, and full ones become rare. Cyclic garbage then waits a little
-longer to be freed (a few MB at most); reference counting frees everything else at once, as
-before.
+collections run far less often, and full ones become rare. The first requests still create many
+long-lived objects (modules imported on first use, compiled statements, prepared-statement
+caches); right after the freeze those make full collections frequent (60-90 ms each in the
+first minute), so what exists after a warm-up minute is frozen too. Cyclic garbage then waits
+a little longer to be freed (a few MB at most); reference counting frees everything else at
+once, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 #: (generation 0 allocations, generation 0 runs per generation 1, generation 1 runs per 2)
 THRESHOLDS = (20_000, 20, 20)
+#: Seconds after startup when what the first requests created is frozen as well.
+WARMUP_SECONDS = 60.0
 
 
-def tune_for_serving() -> None:
-    """Call once the process is ready to serve: collect startup garbage, freeze the rest."""
+def tune_for_serving(loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Call once the process is ready to serve: collect startup garbage, freeze the rest; with
+    ``loop``, once more after the warm-up."""
+    _freeze()
+    gc.set_threshold(*THRESHOLDS)
+    if loop is not None:
+        loop.call_later(WARMUP_SECONDS, _freeze)
+
+
+def _freeze() -> None:
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*THRESHOLDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 
@@ -25,3 +26,16 @@ def test_startup_objects_are_frozen_and_thresholds_raised(restored_gc: None) -> 
     assert gc.get_threshold() == THRESHOLDS
     # A full collection no longer walks them.
     assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()
+
+
+async def test_a_second_freeze_follows_the_warm_up(
+    restored_gc: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("corral.gc_policy.WARMUP_SECONDS", 0.05)
+    gc.unfreeze()
+    tune_for_serving(asyncio.get_running_loop())
+    frozen = gc.get_freeze_count()
+    warm_up = [object() for _ in range(200)]  # long-lived objects the first requests make
+    held = [[o] for o in warm_up]  # (containers: tracked by the collector)
+    await asyncio.sleep(0.2)
+    assert gc.get_freeze_count() >= frozen + len(held)

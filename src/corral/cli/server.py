@@ -120,7 +120,7 @@ async def _serve(settings: Settings) -> None:
         if server.started:
             output.done(f"Corral is serving at {url}  (database {_where(settings.database_url)})")
             services.start()
-            tune_for_serving()
+            tune_for_serving(asyncio.get_running_loop())
         await task
     finally:
         await services.aclose()

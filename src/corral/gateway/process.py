@@ -9,6 +9,7 @@ db migrate``): workers starting together must not race to migrate it.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import os
@@ -166,7 +167,7 @@ class StandaloneGateway:
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
-                tune_for_serving()
+                tune_for_serving(asyncio.get_running_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._worker is not None:
