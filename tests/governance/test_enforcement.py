@@ -168,8 +168,13 @@ async def test_turns_settle_at_their_real_cost(
         view = await _wait(settled)
         assert view["remaining_usd"] <= 0.002 - done["cost_usd"] + 1e-6
         assert view["soft_exceeded"] is True, (view, done["cost_usd"])
-        events = await _events(dev, session["id"])
-        crossed = [e["data"] for e in events if e["type"] == "budget.threshold"]
+
+        # The turn's pump announces the crossing once the settlement committed: moments later.
+        async def announced() -> list[Any]:
+            events = await _events(dev, session["id"])
+            return [e["data"] for e in events if e["type"] == "budget.threshold"]
+
+        crossed = await _wait(announced)
         assert [c["budget_id"] for c in crossed] == [budget["id"]]
 
 
