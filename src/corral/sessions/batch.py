@@ -53,7 +53,8 @@ async def record_all(
     """Record every write (in order per session); returns the stored events of each."""
     ids = sorted({w.session_id for w in writes})
     locked = await event_batches.lock(conn, ids)
-    plain_sessions = {sid for sid in ids if all(is_plain(w) for w in writes if w.session_id == sid)}
+    # A session with any effectful write goes write by write (its writes keep their order).
+    plain_sessions = set(ids).difference(w.session_id for w in writes if not is_plain(w))
     results: dict[int, list[Event]] = {}
     plain = [(i, w) for i, w in enumerate(writes) if w.session_id in plain_sessions]
     if plain:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from corral.domain.errors import CorralError
@@ -24,6 +24,7 @@ from corral.runtimes.base import (
     NativeEvent,
     RuntimeAdapter,
 )
+from corral.runtimes.subscription import NativeReader
 from corral.sessions.hub import EventHub
 from corral.sessions.writer import EventWriter
 
@@ -116,17 +117,13 @@ class Pump:
         await self.record(drafts)
 
     async def run(self, on_exit: object) -> None:
-        events: AsyncIterator[NativeEvent] = aiter(self._subscription)
-        # One pending read survives timeouts: cancelling a read would close the subscription.
-        reading: asyncio.Task[NativeEvent] | None = None
+        reader = NativeReader(self._subscription)
         try:
             while True:
                 waiting_on = self.turn_id
                 timeout = self._timings.silence if waiting_on else self._timings.grace
-                if reading is None:
-                    reading = asyncio.ensure_future(anext(events))
-                done, _ = await asyncio.wait({reading}, timeout=timeout)
-                if not done:
+                natives = await reader.read(timeout)
+                if natives is None:
                     if self.turn_id is None:
                         # Leave the registry before any await, so a turn starting now gets a
                         # fresh pump instead of this one that is about to stop.
@@ -136,18 +133,30 @@ class Pump:
                     if self.turn_id == waiting_on:  # a whole silence with this turn open
                         await self._guarded(self.reconcile())
                     continue
-                native, reading = reading.result(), None
-                if native.type == STREAM_RESUMED:
-                    await self._guarded(self.reconcile())
-                else:
-                    await self._guarded(self.record(self.mapper.map(native)))
+                # Everything that arrived together is one write (in order), up to a resume
+                # marker: what came before it is recorded, then the runtime's record is read.
+                drafts: list[EventDraft] = []
+                for native in natives:
+                    if native.type == STREAM_RESUMED:
+                        await self._guarded(self.record(drafts))
+                        drafts = []
+                        await self._guarded(self.reconcile())
+                    else:
+                        drafts += self._map(native)
+                await self._guarded(self.record(drafts))
         finally:
-            if reading is not None:
-                reading.cancel()
+            reader.close()
             with contextlib.suppress(Exception):
                 await self._subscription.aclose()
             if callable(on_exit):
                 on_exit(self)
+
+    def _map(self, native: NativeEvent) -> list[EventDraft]:
+        try:
+            return self.mapper.map(native)
+        except Exception:
+            log.exception("session %s: failed to map a %s event", self.session_id, native.type)
+            return []
 
     async def _guarded(self, work: object) -> None:
         try:

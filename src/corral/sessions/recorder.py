@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,16 +18,30 @@ from corral.domain.errors import NotFound
 from corral.domain.events import Event, EventDraft, EventType, StopReason
 from corral.domain.ids import new_id
 from corral.domain.records import Approval, Session
+from corral.domain.states import SessionState
 from corral.sessions import machine
 from corral.store import approvals as approval_repo
 from corral.store import events as event_repo
 from corral.store import sessions as session_repo
 
 
+class Head(Protocol):
+    """What appending needs of a locked session row (a whole :class:`Session` will do)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def last_seq(self) -> int: ...
+    @property
+    def state(self) -> SessionState: ...
+    @property
+    def stop_reason(self) -> str | None: ...
+
+
 class Log:
     """Events appended in this transaction: seqs follow the locked row's ``last_seq``."""
 
-    def __init__(self, session: Session, turn_id: str | None, at: datetime) -> None:
+    def __init__(self, session: Head, turn_id: str | None, at: datetime) -> None:
         self.session = session
         self.last_seq = session.last_seq
         self.turn_id = turn_id
