@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.domain.events import EventDraft, EventType
+from corral.domain.events import Event, EventDraft, EventType
 from corral.sessions import recorder
 from corral.store.types import utcnow
 from tests.support.corral import CorralServer, corral_settings, ok, running_corral
@@ -85,3 +85,42 @@ async def test_sweep_wakes_only_the_streams_whose_log_moved(
         assert await backstop.sweep() == 0  # caught up
         assert not readers[still].done()
         readers[still].cancel()
+
+
+async def test_a_commit_published_during_the_grace_sends_nobody_to_the_store(
+    corral: CorralServer, opencode_sim_url: str
+) -> None:
+    """The sweep's query can see a commit before its pump has published the events (a busy
+    replica): those readers are left to the publication, not sent to the store."""
+    team = await make_team(corral, "t")
+    dev = await make_user(corral, team["id"], "developer", "b@x.io")
+    runtime = await make_runtime(corral, opencode_sim_url)
+    agent = await make_agent(corral, dev["key"], runtime["id"])
+    sid = await _session(corral, dev["key"], agent["id"])
+    backstop = corral.services.backstop
+    assert backstop is not None
+    hub = corral.services.sessions._hub
+
+    async with corral.client(dev["key"]) as client:
+        reader = asyncio.create_task(read_stream(client, sid, until=_delta("end"), timeout=15))
+        for _ in range(100):
+            if hub.followed().get(sid) is not None:
+                break
+            await asyncio.sleep(0.05)
+        generation = hub.generation(sid)
+
+        async def record(text: str) -> list[Event]:
+            draft = EventDraft(EventType.MESSAGE_DELTA, {"text": text}, f"delta:{text}")
+            async with corral.services.db.write() as conn:
+                return await recorder.record(conn, sid, [draft], turn_id=None, at=utcnow())
+
+        stored = await record("soon")
+        sweep = asyncio.create_task(backstop.sweep())
+        await asyncio.sleep(0.1)  # the sweep has read the store and waits out its grace
+        hub.publish(sid, stored)  # what the pump does right after its commit
+        assert await sweep == 0
+        assert hub.generation(sid) == generation  # the tail was never invalidated
+        hub.publish(sid, await record("end"))
+        frames: list[Frame] = await asyncio.wait_for(reader, 5)
+        texts = [((f.data or {}).get("data") or {}).get("text") for f in frames]
+        assert [t for t in texts if t] == ["soon", "end"]

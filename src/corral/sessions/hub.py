@@ -124,15 +124,17 @@ class EventHub:
         tail.invalidate()
         self._wake(tail)
 
-    def remote(self, session_id: str, last_seq: int | None) -> None:
+    def remote(self, session_id: str, last_seq: int | None) -> bool:
         """A commit somewhere (another replica, or ours echoed back) grew the log to
-        ``last_seq`` (None: unknown)."""
+        ``last_seq`` (None: unknown). Returns whether the session's readers were sent to the
+        store (False: nobody follows it here, or its tail already holds ``last_seq``)."""
         tail = self._tails.get(session_id)
         if tail is None:
-            return
+            return False
         if last_seq is not None and tail.known_last is not None and tail.known_last >= last_seq:
-            return  # our own write, already published
+            return False  # our own write, already published
         self.notify(session_id)
+        return True
 
     @staticmethod
     def _wake(tail: _Tail) -> None:
