@@ -105,8 +105,13 @@ class Database:
             kwargs["pool_size"] = min(8, pool_size)
             kwargs["max_overflow"] = min(8, max_overflow)
         else:
-            kwargs["pool_size"] = pool_size
-            kwargs["max_overflow"] = max_overflow
+            # Every connection opened is kept (up to pool_size + max_overflow): SQLAlchemy
+            # closes an overflow connection as soon as it is returned, so a replica whose
+            # load hovers above pool_size opened and closed tens of connections a second,
+            # each a PostgreSQL backend fork, authentication and driver setup (three replicas
+            # streaming 250 sessions: 40-65 a second, about a core of the machine).
+            kwargs["pool_size"] = pool_size + max_overflow
+            kwargs["max_overflow"] = 0
             # No pre-ping: it costs a round trip per checkout on the hot path. A connection
             # PostgreSQL dropped fails its next use instead; SQLAlchemy then invalidates the
             # pool, callers retry (pumps and streams do), and recycling bounds idle ones.
