@@ -39,9 +39,9 @@ class NativeReader:
     """Reads a subscription for its pump: everything already queued at once, or, when nothing
     is, the next event within a timeout.
 
-    A queue-backed subscription is read directly: no task per event, and a backlog becomes one
-    write instead of one per event. Any other subscription is read through one pending
-    ``anext`` that survives timeouts (cancelling it would close the subscription).
+    A queue-backed subscription is read directly: no task per event, and a backlog comes in
+    one read. Any other subscription is read through one pending ``anext`` that survives
+    timeouts (cancelling it would close the subscription).
     """
 
     def __init__(self, subscription: EventSubscription) -> None:
