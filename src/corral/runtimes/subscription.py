@@ -31,7 +31,7 @@ class QueueSubscription:
             await released
 
 
-#: Native events one read hands a pump at most (a backlog is recorded in several writes).
+#: Native events one read hands a pump at most (a longer backlog takes several reads).
 READ_AT_MOST = 256
 
 
