@@ -11,7 +11,7 @@ def _chunked(*payloads: bytes) -> bytes:
 
 
 def test_every_split_of_the_wire_gives_back_the_payload() -> None:
-    payloads = [b"data: {\"a\":1}\n\n", b"", b"x" * 300, b"id: 7\nevent: e\ndata: {}\n\n"]
+    payloads = [b'data: {"a":1}\n\n', b"", b"x" * 300, b"id: 7\nevent: e\ndata: {}\n\n"]
     wire = _chunked(*payloads)
     for cut in range(len(wire) + 1):
         for second in (cut, min(len(wire), cut + 3)):

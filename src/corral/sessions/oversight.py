@@ -102,7 +102,15 @@ class Oversight:
         tally = Tally(turn_id, subject, reservation)
         self._turns[session.id] = TurnState(turn_id, subject, limits, watch, model, tally)
 
-    async def _state(self, pump: Pump, turn_id: str | None) -> TurnState | None:
+    async def _state(
+        self, pump: Pump, turn_id: str | None, *, ends_later: bool = False
+    ) -> TurnState | None:
+        """The live turn an event belongs to, or None when its turn is over.
+
+        ``ends_later``: the batch being observed ends this turn after the event, so the turn
+        was current when the event happened, whatever the session row (committed with the
+        whole batch) says now.
+        """
         state = self._turns.get(pump.session_id)
         if state is not None and (turn_id is None or state.turn_id == turn_id):
             return state
@@ -111,7 +119,7 @@ class Oversight:
         # A turn this process did not start (recovered after a crash or a takeover).
         async with self._db.read() as conn:
             session = await session_repo.get_session(conn, pump.session_id)
-        if session is None or session.current_turn_id != turn_id:
+        if session is None or (session.current_turn_id != turn_id and not ends_later):
             return None
         await self.begin(session, turn_id, None, None)
         state = self._turns[pump.session_id]
@@ -119,14 +127,17 @@ class Oversight:
         return state
 
     async def observe(self, pump: Pump, events: list[Event]) -> None:
+        # The turns this batch ends, with the seq of their end: an event before it belongs to a
+        # turn that was live then, even though the row committed with the batch says it ended.
+        ends = {e.turn_id: e.seq for e in events if e.type == EventType.TURN_COMPLETED}
         for event in events:
             try:
-                await self._one(pump, event)
+                await self._one(pump, event, ends.get(event.turn_id, -1) > event.seq)
             except Exception:
                 log.exception("session %s: governance check of %s failed", pump.session_id,
                               event.type)  # fmt: skip
 
-    async def _one(self, pump: Pump, event: Event) -> None:
+    async def _one(self, pump: Pump, event: Event, ends_later: bool) -> None:
         kind = event.type
         if kind not in _WATCHED:
             return
@@ -136,7 +147,7 @@ class Oversight:
                 before_seq=event.seq,
             )  # fmt: skip
             return
-        state = await self._state(pump, event.turn_id)
+        state = await self._state(pump, event.turn_id, ends_later=ends_later)
         if state is None:
             if kind == EventType.USAGE:
                 await self.settlement.usage_after_end(pump.session_id, event.turn_id, event.data)

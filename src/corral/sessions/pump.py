@@ -133,15 +133,18 @@ class Pump:
                     if self.turn_id == waiting_on:  # a whole silence with this turn open
                         await self._guarded(self.reconcile())
                     continue
-                # One write per native event, not one for all that arrived together: the
-                # observers judge each event against the session as committed (is its turn
-                # still the current one?), and a later event of the same write (the turn's
-                # end) would already be visible to them: a takeover's usage got charged twice.
+                # Everything that arrived together is one write (in order), up to a resume
+                # marker: what came before it is recorded, then the runtime's record is read.
+                # A backlog after a stall is caught up in a few commits, not one per event.
+                drafts: list[EventDraft] = []
                 for native in natives:
                     if native.type == STREAM_RESUMED:
+                        await self._guarded(self.record(drafts))
+                        drafts = []
                         await self._guarded(self.reconcile())
                     else:
-                        await self._guarded(self.record(self._map(native)))
+                        drafts += self._map(native)
+                await self._guarded(self.record(drafts))
         finally:
             reader.close()
             with contextlib.suppress(Exception):
