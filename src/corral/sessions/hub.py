@@ -61,9 +61,16 @@ class _Tail:
             return None
         if seq >= self.known_last:
             return []
-        if self.events and self.events[0].seq <= seq + 1:
-            return [e for e in self.events if e.seq > seq]
-        return None  # the reader is further behind than the tail reaches
+        if not self.events or self.events[0].seq > seq + 1:
+            return None  # the reader is further behind than the tail reaches
+        # From the newest back: a live reader wants the last one or two of up to 64 events.
+        newer: list[Event] = []
+        for event in reversed(self.events):
+            if event.seq <= seq:
+                break
+            newer.append(event)
+        newer.reverse()
+        return newer
 
     def absorb(self, batch: list[Event], after: int, generation: int) -> None:
         """A store read of everything after ``after`` that reached the end of the log."""

@@ -41,15 +41,18 @@ def _chunk(
     return chunk
 
 
-async def chat_frames(
+async def chat_chunks(
     reply: Reply,
     base: dict[str, Any],
     usage: dict[str, int] | None,
     pace: Callable[[], Awaitable[None]],
-) -> AsyncGenerator[bytes, None]:
-    """The SSE frames of a streamed chat completion; ``pace`` is awaited between text chunks.
+) -> AsyncGenerator[dict[str, Any] | str, None]:
+    """The payloads of a streamed chat completion (each one ``data:`` frame; the last is
+    ``"[DONE]"``); ``pace`` is awaited between text chunks.
 
-    Shared by the HTTP endpoint and the OpenCode simulator's in-process upstream."""
+    Shared by the HTTP endpoint (through :func:`chat_frames`) and the OpenCode simulator's
+    in-process upstream, which takes the payloads as they are rather than encoding and
+    parsing them again."""
     with_usage = usage is not None
     if reply.tool_call is not None:
         call_id, name, fragments = reply.tool_call
@@ -59,30 +62,35 @@ async def chat_frames(
             "type": "function",
             "function": {"name": name, "arguments": ""},
         }
-        yield sse_data(
-            _chunk(
-                base,
-                {"role": "assistant", "content": None, "tool_calls": [first]},
-                None,
-                with_usage,
-            )
-        )
+        delta: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [first]}
+        yield _chunk(base, delta, None, with_usage)
         for frag in fragments:
             delta = {"tool_calls": [{"index": 0, "function": {"arguments": frag}}]}
-            yield sse_data(_chunk(base, delta, None, with_usage))
+            yield _chunk(base, delta, None, with_usage)
             if reply.cut:
                 return
     else:
-        yield sse_data(_chunk(base, {"role": "assistant", "content": ""}, None, with_usage))
+        yield _chunk(base, {"role": "assistant", "content": ""}, None, with_usage)
         for piece in reply.chunks:
-            yield sse_data(_chunk(base, {"content": piece}, None, with_usage))
+            yield _chunk(base, {"content": piece}, None, with_usage)
             if reply.cut:
                 return
             await pace()
-    yield sse_data(_chunk(base, {}, reply.finish_reason, with_usage))
+    yield _chunk(base, {}, reply.finish_reason, with_usage)
     if usage is not None:
-        yield sse_data({**base, "choices": [], "usage": usage})
-    yield sse_data("[DONE]")
+        yield {**base, "choices": [], "usage": usage}
+    yield "[DONE]"
+
+
+async def chat_frames(
+    reply: Reply,
+    base: dict[str, Any],
+    usage: dict[str, int] | None,
+    pace: Callable[[], Awaitable[None]],
+) -> AsyncGenerator[bytes, None]:
+    """The SSE frames of a streamed chat completion (see :func:`chat_chunks`)."""
+    async for payload in chat_chunks(reply, base, usage, pace):
+        yield sse_data(payload)
 
 
 def _usage(body: dict[str, Any], reply: Reply) -> dict[str, int]:

@@ -1,10 +1,11 @@
 """Where the simulator's model calls go: the configured upstream over HTTP, or, with
 ``--llm-url local``, the mock LLM's script answered inside this process.
 
-The in-process upstream produces exactly the frames the mock LLM would send (same planning,
-same chunks, same pacing) and parses them with the same code as the HTTP path; only the HTTP
-hop and the second process are gone. Load benchmarks use it so that thousands of streaming
-turns cost the machine little besides the server under test.
+The in-process upstream produces exactly the chunks the mock LLM would send (same planning,
+same chunks, same pacing) and reads them with the same code as the HTTP path; only the HTTP
+hop, the second process and the JSON encoding of each chunk there and back are gone. Load
+benchmarks use it so that thousands of streaming turns cost the machine little besides the
+server under test.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from email.utils import formatdate
 
 import httpx
 
-from corral.sim.mock_llm.app import chat_frames, stream_header
+from corral.sim.mock_llm.app import chat_chunks, stream_header
 from corral.sim.mock_llm.script import plan_reply
 from corral.sim.opencode import upstream
 from corral.sim.opencode.config import SimConfig
@@ -60,10 +61,12 @@ async def _local(body: Json) -> AsyncIterator[upstream.UpstreamEvent]:
 
     base, usage = stream_header(body, reply)
 
-    async def lines() -> AsyncIterator[str]:
-        async for frame in chat_frames(reply, base, usage, pace):
-            yield frame.decode().strip()
+    async def chunks() -> AsyncIterator[Json]:
+        async for payload in chat_chunks(reply, base, usage, pace):
+            if isinstance(payload, str):  # "[DONE]"
+                return
+            yield payload
 
     yield upstream.Started()
-    async for event in upstream.parse_lines(lines()):
+    async for event in upstream.parse_chunks(chunks()):
         yield event

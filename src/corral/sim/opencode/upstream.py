@@ -26,6 +26,7 @@ __all__ = [
     "UpstreamEvent",
     "UpstreamHTTPError",
     "UpstreamUnreachable",
+    "parse_chunks",
     "parse_lines",
     "stream_chat",
 ]
@@ -152,16 +153,26 @@ async def stream_chat(
 
 async def parse_lines(lines: AsyncIterator[str]) -> AsyncIterator[UpstreamEvent]:
     """A chat completion's SSE lines as the few events the engine needs."""
-    calls: dict[int, _PendingCall] = {}
-    finish_reason = "stop"
-    usage: Json = {}
+    async for event in parse_chunks(_payloads(lines)):
+        yield event
+
+
+async def _payloads(lines: AsyncIterator[str]) -> AsyncIterator[Json]:
     async for line in lines:
         if not line.startswith("data:"):
             continue
         payload = line[5:].strip()
         if payload == "[DONE]":
-            break
-        chunk = json.loads(payload)
+            return
+        yield json.loads(payload)
+
+
+async def parse_chunks(chunks: AsyncIterator[Json]) -> AsyncIterator[UpstreamEvent]:
+    """A chat completion's decoded chunks (up to, without, ``[DONE]``) as engine events."""
+    calls: dict[int, _PendingCall] = {}
+    finish_reason = "stop"
+    usage: Json = {}
+    async for chunk in chunks:
         if isinstance(chunk.get("usage"), dict):
             usage = chunk["usage"]
         for choice in chunk.get("choices") or []:
