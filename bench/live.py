@@ -36,15 +36,17 @@ Latencies, per frame received in the window (same machine, same clock):
 * **runtime→client**, the sum: what a user would see added to the model's own latency.
 
 A level passes if runtime→client p99 < 50 ms, recorded→client p99 < 50 ms, every message was
-accepted, every stream stayed up and every turn completed. The ladder stops at the first
-failing level. Deltas the runtime emitted that never reached their client are counted
-separately (``lost_deltas``): at these rates they come from Corral bugs, not from load (see
+accepted, every stream stayed up and every turn completed. The ladder stops after two failing
+levels in a row; a failed level below the largest passing one is reported next to it. Deltas
+the runtime emitted that never reached their client are counted separately (``lost_deltas``): at these rates they come from Corral bugs, not from load (see
 ``docs/benchmarks.md``). In a part that lost deltas the offsets no longer line up, so it only
 contributes recorded→client samples.
 
 Where the time goes: CPU per process over the window (and over the idle sample), Corral CPU per
 event received, how late this process's own loop wakes up (``client_loop_lag_ms``) and how long
-each replica takes to answer ``GET /healthz`` meanwhile (``replica_healthz_ms``).
+each replica takes to answer ``GET /healthz`` meanwhile (``replica_healthz_ms``), and how long
+PostgreSQL takes to commit a one-row insert on its own connection (``postgres_commit_ms``, with
+every commit of 50 ms or more in ``postgres_commit_stalls_ms``: see :mod:`bench.probes`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ import httpx
 
 from bench.cluster import ApiError, Cluster, Replica, api_client, call
 from bench.harness import Latency
+from bench.probes import commit_latency, responsiveness
 from bench.procs import CpuMeter
 from bench.streams import Chunks, CorralStream, SimTap, parse_ts, runtime_deltas
 
@@ -246,7 +249,11 @@ async def _level(
             else:
                 meter = CpuMeter(meter_groups)
                 meter.start()
-                probes = await _probe(post_clients, window_end)
+                probes, commits = await asyncio.gather(
+                    responsiveness(post_clients, window_end),
+                    commit_latency(cluster.database_url, window_end),
+                )
+                probes.update(commits)
                 busy = meter.stop()
             settle = started + seconds + 20.0 - time.time()  # the last turn began at `started`
             with contextlib.suppress(TimeoutError):
@@ -299,34 +306,6 @@ async def _level(
         "cpu_idle_streams": idle_cpu,
         "cpu_streaming": busy,
         "errors": errors,
-    }
-
-
-async def _probe(clients: list[httpx.AsyncClient], until: float) -> dict[str, Any]:
-    """Until ``until``: how late this process's loop wakes from 10 ms sleeps (the client's own
-    share of the latencies) and how long each replica takes to answer ``GET /healthz`` (its
-    loop's responsiveness), each sampled every 10 ms / 100 ms."""
-    lag: list[float] = []
-    health: list[float] = []
-
-    async def loop_lag() -> None:
-        while time.time() < until:
-            began = time.perf_counter()
-            await asyncio.sleep(0.01)
-            lag.append(time.perf_counter() - began - 0.01)
-
-    async def healthz(client: httpx.AsyncClient) -> None:
-        while time.time() < until:
-            began = time.perf_counter()
-            with contextlib.suppress(httpx.HTTPError):
-                await client.get("/healthz")
-                health.append(time.perf_counter() - began)
-            await asyncio.sleep(0.1)
-
-    await asyncio.gather(loop_lag(), *(healthz(c) for c in clients))
-    return {
-        "client_loop_lag_ms": Latency.of(lag).as_dict(),
-        "replica_healthz_ms": Latency.of(health).as_dict(),
     }
 
 
@@ -406,16 +385,22 @@ def _groups(cluster: Cluster, replicas: list[Replica]) -> dict[str, list[int]]:
 async def ladder(
     cluster: Cluster, replicas: list[Replica], pool: Pool, cfg: LiveConfig
 ) -> dict[str, Any]:
-    """Levels in order until one fails; the largest passing level is the answer."""
+    """Levels in order until two in a row fail; the largest passing level is the answer, and
+    every level below it that failed is reported with it (a lone failure is often a stall of
+    the database's disk, which ``postgres_commit_stalls_ms`` shows; two in a row is load)."""
     levels: list[dict[str, Any]] = []
     best: int | None = None
     pool.start_rate = Pool.start_rate  # measured afresh for this set of replicas
+    failed_in_a_row = 0
     for n in cfg.levels:
         result = await _level(cluster, replicas, pool, n, cfg)
         levels.append(result)
-        if not result["passed"]:
+        if result["passed"]:
+            best, failed_in_a_row = n, 0
+            continue
+        failed_in_a_row += 1
+        if failed_in_a_row == 2:
             break
-        best = n
     return {
         "replicas": len(replicas),
         "rate_deltas_per_s": cfg.rate,

@@ -445,7 +445,14 @@ def _live(node: Any) -> str:
     level = next(lv for lv in levels if lv["sessions"] == best)
     r2c = level["recorded_to_client_ms"]["p99"]
     rt2c = level["runtime_to_client_ms"]["p99"]
-    return f"{best} (p99 {_num(r2c, 0)} / {_num(rt2c, 0)} ms)"
+    cell = f"{best} (p99 {_num(r2c, 0)} / {_num(rt2c, 0)} ms)"
+    below = [lv for lv in levels if lv["sessions"] < best and not lv["passed"]]
+    for lv in below:  # a level that failed although a larger one passed: say so, and why
+        stalls = lv.get("postgres_commit_stalls_ms") or []
+        why = f", PostgreSQL commit stalls up to {_num(max(stalls), 0)} ms" if stalls else ""
+        p99 = _num(lv["runtime_to_client_ms"]["p99"], 0)
+        cell += f"; {lv['sessions']} failed (p99 {p99} ms{why})"
+    return cell
 
 
 def _recovery_rows(report: dict[str, Any]) -> list[Row]:
