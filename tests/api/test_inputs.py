@@ -3,17 +3,14 @@ itself runs in the conformance suite on every runtime that asks for input)."""
 
 from __future__ import annotations
 
-from tests.support.corral import CorralServer, ok
-from tests.support.fleet import make_agent, make_runtime, make_team, make_user
+from tests.support.corral import CorralServer
+from tests.support.fleet import developer_agent, make_session
 
 
 async def test_answer_input_errors(corral: CorralServer, opencode_sim_url: str) -> None:
-    team = await make_team(corral, "t")
-    dev = await make_user(corral, team["id"], "developer", "d@x.io")
-    runtime = await make_runtime(corral, opencode_sim_url)
-    agent = await make_agent(corral, dev["key"], runtime["id"])
+    dev, agent = await developer_agent(corral, opencode_sim_url, "d@x.io")
+    session = await make_session(corral, dev["key"], agent["id"])
     async with corral.client(dev["key"]) as client:
-        session = await ok(await client.post("/v1/sessions", json={"agent_id": agent["id"]}), 201)
         path = f"/v1/sessions/{session['id']}/inputs/req_1"
         for bad in ({}, {"text": "a", "tool_results": [{"call_id": "c", "output": "o"}]}):
             response = await client.post(path, json=bad)

@@ -17,7 +17,7 @@ from corral.domain.events import Event, EventDraft, EventType
 from corral.sessions import recorder
 from corral.store.types import utcnow
 from tests.support.corral import CorralServer, corral_settings, ok, running_corral
-from tests.support.fleet import make_agent, make_runtime, make_team, make_user
+from tests.support.fleet import developer_agent
 from tests.support.sse import Frame, read_stream
 
 
@@ -54,10 +54,7 @@ async def corral(database_url: str, tmp_path: Path) -> AsyncIterator[CorralServe
 async def test_sweep_wakes_only_the_streams_whose_log_moved(
     corral: CorralServer, opencode_sim_url: str
 ) -> None:
-    team = await make_team(corral, "t")
-    dev = await make_user(corral, team["id"], "developer", "b@x.io")
-    runtime = await make_runtime(corral, opencode_sim_url)
-    agent = await make_agent(corral, dev["key"], runtime["id"])
+    dev, agent = await developer_agent(corral, opencode_sim_url, "b@x.io")
     moved, still = [await _session(corral, dev["key"], agent["id"]) for _ in range(2)]
     backstop = corral.services.backstop
     assert backstop is not None
@@ -92,10 +89,7 @@ async def test_a_commit_published_during_the_grace_sends_nobody_to_the_store(
 ) -> None:
     """The sweep's query can see a commit before its pump has published the events (a busy
     replica): those readers are left to the publication, not sent to the store."""
-    team = await make_team(corral, "t")
-    dev = await make_user(corral, team["id"], "developer", "b@x.io")
-    runtime = await make_runtime(corral, opencode_sim_url)
-    agent = await make_agent(corral, dev["key"], runtime["id"])
+    dev, agent = await developer_agent(corral, opencode_sim_url, "b@x.io")
     sid = await _session(corral, dev["key"], agent["id"])
     backstop = corral.services.backstop
     assert backstop is not None

@@ -11,7 +11,7 @@ from corral.store import events as event_repo
 from corral.store import sessions as session_repo
 from corral.store.types import utcnow
 from tests.support.corral import CorralServer, ok
-from tests.support.fleet import make_agent, make_runtime, make_team, make_user
+from tests.support.fleet import developer_agent
 
 
 def _delta(n: int, text: str) -> EventDraft:
@@ -54,10 +54,7 @@ def _shape(events: list[Any]) -> list[tuple[Any, ...]]:
 
 
 async def test_batch_matches_write_by_write(corral: CorralServer, opencode_sim_url: str) -> None:
-    team = await make_team(corral, "t")
-    dev = await make_user(corral, team["id"], "developer", "b@x.io")
-    runtime = await make_runtime(corral, opencode_sim_url)
-    agent = await make_agent(corral, dev["key"], runtime["id"])
+    dev, agent = await developer_agent(corral, opencode_sim_url, "b@x.io")
     batched = await _sessions(corral, dev["key"], agent["id"], 3)
     single = await _sessions(corral, dev["key"], agent["id"], 3)
     db = corral.services.db

@@ -13,19 +13,15 @@ from corral.store import leases
 from corral.store import sessions as session_repo
 from corral.store.tables import turns
 from corral.store.types import utcnow
-from tests.support.corral import CorralServer, ok
-from tests.support.fleet import make_agent, make_runtime, make_team, make_user
+from tests.support.corral import CorralServer
+from tests.support.fleet import developer_agent, make_session
 
 OWNER = "replica-a"
 
 
 async def _turns(corral: CorralServer, opencode_sim_url: str, n: int) -> list[str]:
-    team = await make_team(corral, "t")
-    dev = await make_user(corral, team["id"], "developer", "l@x.io")
-    runtime = await make_runtime(corral, opencode_sim_url)
-    agent = await make_agent(corral, dev["key"], runtime["id"])
-    async with corral.client(dev["key"]) as client:
-        made = await ok(await client.post("/v1/sessions", json={"agent_id": agent["id"]}), 201)
+    dev, agent = await developer_agent(corral, opencode_sim_url, "l@x.io")
+    made = await make_session(corral, dev["key"], agent["id"])
     ids, now = [], utcnow()
     async with corral.services.db.write() as conn:
         for i in range(n):

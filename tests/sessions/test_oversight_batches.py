@@ -18,8 +18,8 @@ from corral.sessions import recorder
 from corral.sessions.oversight import Oversight
 from corral.store import sessions as session_repo
 from corral.store.types import utcnow
-from tests.support.corral import CorralServer, ok
-from tests.support.fleet import make_agent, make_runtime, make_team, make_user
+from tests.support.corral import CorralServer
+from tests.support.fleet import developer_agent, make_session
 
 TURN = "turn_taken_over"
 
@@ -53,13 +53,8 @@ class _Money:
 
 
 async def _session(corral: CorralServer, opencode_sim_url: str) -> str:
-    team = await make_team(corral, "t")
-    dev = await make_user(corral, team["id"], "developer", "o@x.io")
-    runtime = await make_runtime(corral, opencode_sim_url)
-    agent = await make_agent(corral, dev["key"], runtime["id"])
-    async with corral.client(dev["key"]) as client:
-        made = await ok(await client.post("/v1/sessions", json={"agent_id": agent["id"]}), 201)
-    session_id: str = made["id"]
+    dev, agent = await developer_agent(corral, opencode_sim_url, "o@x.io")
+    session_id: str = (await make_session(corral, dev["key"], agent["id"]))["id"]
     started = EventDraft(EventType.TURN_STARTED, {"turn_id": TURN}, f"turn-start:{TURN}")
     async with corral.services.db.write() as conn:
         await session_repo.update_session(conn, session_id, current_turn_id=TURN)

@@ -45,3 +45,19 @@ async def make_agent(
     async with corral.client(key) as client:
         body = {"name": name, "runtime_id": runtime_id, "model": "mock/mock-model"}
         return await ok(await client.post("/v1/agents", json=body), 201)  # type: ignore[no-any-return]
+
+
+async def developer_agent(
+    corral: CorralServer, runtime_url: str, email: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A developer (in a new team) and an agent of theirs on a new runtime at ``runtime_url``."""
+    team = await make_team(corral, "t")
+    dev = await make_user(corral, team["id"], "developer", email)
+    runtime = await make_runtime(corral, runtime_url)
+    return dev, await make_agent(corral, dev["key"], runtime["id"])
+
+
+async def make_session(corral: CorralServer, key: str, agent_id: str) -> dict[str, Any]:
+    async with corral.client(key) as client:
+        made = await client.post("/v1/sessions", json={"agent_id": agent_id})
+        return await ok(made, 201)  # type: ignore[no-any-return]
