@@ -14,12 +14,11 @@ collections run far less often, and full ones become rare (see :data:`THRESHOLDS
 requests still create many long-lived objects (modules imported on first use, compiled
 statements, prepared-statement caches); right after the freeze those make full collections
 frequent (60-90 ms each in the first minute), so what exists after a warm-up minute is frozen
-too. That second freeze does
-not collect first: by then the replica may be serving, and a full collection of its heap
-stalled every stream for up to 0.8 s (1,000 live sessions). The price is that cyclic garbage
-alive at that moment is never freed (at most what one young generation holds, once). Cyclic
-garbage otherwise waits a little longer to be freed; reference counting frees everything else
-at once, as before.
+too. That second freeze does not collect first: by then the replica may be serving, and a full
+collection of its heap stalled every stream for up to 0.8 s (1,000 live sessions). The price is
+that cyclic garbage alive at that moment is never freed (at most what one young generation
+holds, once). Cyclic garbage otherwise waits a little longer to be freed; reference counting
+frees everything else at once, as before.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class _Tail:
             return []
         if not self.events or self.events[0].seq > seq + 1:
             return None  # the reader is further behind than the tail reaches
-        # From the newest back: a live reader wants the last one or two of up to 64 events.
+        # From the newest back: a live reader wants the last one or two events of the tail.
         newer: list[Event] = []
         for event in reversed(self.events):
             if event.seq <= seq:
