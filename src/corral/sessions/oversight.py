@@ -75,6 +75,9 @@ class TurnState:
     stopping: bool = False
     recovered: bool = False  # started by another process (or this one's previous life)
     asked: set[str] = field(default_factory=set)  # call ids the runtime asked permission for
+    #: Prompts left to a human (approval id -> the governance epoch decided at, the prompt):
+    #: decided again when the epoch moves, so a key revoked meanwhile denies them.
+    open_prompts: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     denied: dict[str, Decision] = field(default_factory=dict)  # call id -> deny decision
 
 
@@ -154,6 +157,8 @@ class Oversight:
             return
         if kind == EventType.APPROVAL_REQUESTED:
             await self._prompt(pump, state, event)
+        elif kind == EventType.APPROVAL_RESOLVED:
+            state.open_prompts.pop(str(event.data.get("approval_id") or ""), None)
         elif kind == EventType.TOOL_CALL:
             await self._tool_call(pump, state, event)
         elif kind == EventType.TOOL_RESULT:
@@ -184,9 +189,12 @@ class Oversight:
             return
         tally.cost += cost_micros(price, *tokens)
 
-    async def _decide_tool(self, state: TurnState, data: dict[str, Any]) -> Decision:
-        async with self._db.read() as conn:
-            epoch = await governance_repo.read_epoch(conn)  # a revoke takes effect at once
+    async def _decide_tool(
+        self, state: TurnState, data: dict[str, Any], epoch: int | None = None
+    ) -> Decision:
+        if epoch is None:
+            async with self._db.read() as conn:
+                epoch = await governance_repo.read_epoch(conn)  # a revoke takes effect at once
         tool = tool_use(str(data.get("name") or ""), data.get("server"), data.get("input"))
         request = DecisionRequest(Act.TOOL_USE, state.subject, tool=tool, epoch=epoch)
         return await self._governor.decide(request)
@@ -200,6 +208,8 @@ class Oversight:
         state.asked.add(call_id)
         state.denied.pop(call_id, None)
         decision = await self._decide_tool(state, event.data)
+        if decision.code == "allowed" or decision.outcome is Outcome.ASK:
+            state.open_prompts[approval_id] = (decision.epoch, event.data)
         if decision.code == "allowed":
             return  # no rule speaks to this tool: whoever runs the session answers, as before
         if decision.outcome is Outcome.ASK:
@@ -237,6 +247,7 @@ class Oversight:
         ended turns whose grace for late usage is over."""
         await self.settlement.due()
         now = time.monotonic()
+        epoch: int | None = None
         for session_id, state in list(self._turns.items()):
             pump = pumps.get(session_id)
             if pump is None or state.stopping:
@@ -244,6 +255,25 @@ class Oversight:
             stop = observe(state.watch, "tick", {}, state.limits, now)
             if stop is not None:
                 await self._stop(pump, state, stop)
+            elif state.open_prompts:
+                if epoch is None:  # one read per tick, and only while prompts wait
+                    async with self._db.read() as conn:
+                        epoch = await governance_repo.read_epoch(conn)
+                await self._revisit(pump, state, epoch)
+
+    async def _revisit(self, pump: Pump, state: TurnState, epoch: int) -> None:
+        """Prompts waiting for a human, decided again after a revocation or policy change: one
+        that is now denied (the session's key was revoked, say) is answered by policy."""
+        for approval_id, (decided_at, data) in list(state.open_prompts.items()):
+            if decided_at >= epoch:
+                continue
+            decision = await self._decide_tool(state, data, epoch)
+            if decision.outcome is not Outcome.DENY:
+                state.open_prompts[approval_id] = (epoch, data)
+                continue
+            del state.open_prompts[approval_id]
+            if self.enforcer is not None:
+                await self.enforcer.answer_by_policy(pump, approval_id, decision, allow=False)
 
     async def finish(
         self,
@@ -289,6 +319,7 @@ _WATCHED = frozenset(
     {
         EventType.TURN_COMPLETED,
         EventType.APPROVAL_REQUESTED,
+        EventType.APPROVAL_RESOLVED,
         EventType.TOOL_CALL,
         EventType.TOOL_RESULT,
         EventType.USAGE,
