@@ -74,6 +74,29 @@ def test_remote_writes_invalidate_but_our_own_echo_does_not() -> None:
     assert hub.cached_after(SID, 5) is None
 
 
+def test_events_carried_by_a_remote_notice_come_from_memory() -> None:
+    hub = EventHub()
+    waiter = hub.listen(SID)
+    assert hub.follows(SID) and not hub.follows("ses_other")
+    hub.absorb(SID, evs(1, 2), 0, hub.generation(SID))
+    waiter.clear()
+    assert hub.remote(SID, 4, evs(3, 4))
+    assert waiter.is_set()
+    assert seqs(hub.cached_after(SID, 2)) == [3, 4]
+    assert not hub.remote(SID, 4, evs(3, 4))  # heard twice: already there
+    hub.remote(SID, 7, evs(6, 7))  # 5 was announced without its events (or lost)
+    assert hub.cached_after(SID, 4) is None
+
+
+def test_remote_events_during_a_store_read_send_the_reader_back() -> None:
+    hub = EventHub()
+    hub.listen(SID)
+    gen = hub.generation(SID)  # a reader starts reading the store (sees 1..2)...
+    hub.remote(SID, 3, evs(3, 3))  # ...while another replica's 3 is announced
+    hub.absorb(SID, evs(1, 2), 0, gen)
+    assert hub.cached_after(SID, 2) is None
+
+
 def test_a_reader_behind_the_tail_reads_the_store() -> None:
     hub = EventHub()
     hub.listen(SID)

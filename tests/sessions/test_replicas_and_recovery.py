@@ -26,6 +26,20 @@ async def _fleet(corral: CorralServer, sim_url: str) -> dict[str, Any]:
     return {"key": dev["key"], "agent": agent}
 
 
+def _count_store_reads(corral: CorralServer) -> list[int]:
+    """Record the cursor of each event read a replica's streams make from the store."""
+    service = corral.services.sessions
+    read = service._batch
+    cursors: list[int] = []
+
+    async def counted(session_id: str, after: int) -> list[Any]:
+        cursors.append(after)
+        return await read(session_id, after)
+
+    service._batch = counted  # type: ignore[method-assign]
+    return cursors
+
+
 async def test_a_client_on_replica_b_sees_events_pumped_by_replica_a_at_once(
     postgres: PostgresFactory, opencode_sim_url: str, tmp_path: Path
 ) -> None:
@@ -52,6 +66,7 @@ async def test_a_client_on_replica_b_sees_events_pumped_by_replica_a_at_once(
                     await on_a.post("/v1/sessions", json={"agent_id": ctx["agent"]["id"]}), 201
                 )
                 sid = session["id"]
+                reads = _count_store_reads(b)
                 reader = asyncio.create_task(read_stream(on_b, sid, until=turn_done, timeout=20))
                 await asyncio.sleep(0.3)
                 await ok(
@@ -64,6 +79,9 @@ async def test_a_client_on_replica_b_sees_events_pumped_by_replica_a_at_once(
                 assert [f.id for f in frames] == list(range(1, len(frames) + 1))
                 done = [f.data["data"] for f in frames if f.event == "message.completed"]
                 assert done[-1]["content"][0]["text"] == "Echo: hello replicas"
+                # A's notices carried the events: B read the store when the stream began (and
+                # maybe once more if a notice raced that read), not once per event.
+                assert len(frames) >= 6 and len(reads) <= 2, (len(frames), reads)
                 # A revoked key is refused on the other replica on the very next request.
                 me = await ok(await on_b.get("/v1/me"))
                 async with a.admin() as admin:

@@ -4,9 +4,10 @@ Each session with at least one open stream has a small in-memory *tail*: the lat
 process recorded (published by the pump right after its commit) or read for some stream. Readers
 take new events from the tail instead of querying the store, so one delivered event costs no
 database round trip however many streams follow the session. The tail is only trusted while it
-is *clean*: an event written elsewhere (another replica, announced by PostgreSQL NOTIFY with its
-seq; a service path that notifies without events) marks it dirty, and the next reader goes to
-the store once and refreshes it for everyone.
+is *clean*: events written elsewhere extend it when their notice carries them (another replica's
+commit, announced by PostgreSQL NOTIFY); when it does not (too large for a notice; a service
+path that notifies without events), or they do not follow on from the tail, it is marked dirty
+and the next reader goes to the store once and refreshes it for everyone.
 
 Notifications are the fast path. A backstop (:mod:`corral.sessions.backstop`) still compares,
 on an interval, what the store holds with what the tails know, for every followed session in
@@ -133,17 +134,28 @@ class EventHub:
         tail.invalidate()
         self._wake(tail)
 
-    def remote(self, session_id: str, last_seq: int | None) -> bool:
+    def remote(
+        self, session_id: str, last_seq: int | None, events: list[Event] | None = None
+    ) -> bool:
         """A commit somewhere (another replica, or ours echoed back) grew the log to
-        ``last_seq`` (None: unknown). Returns whether the session's readers were sent to the
-        store (False: nobody follows it here, or its tail already holds ``last_seq``)."""
+        ``last_seq`` (None: unknown), appending ``events`` when the notice carried them.
+        Returns whether the session's readers were woken (False: nobody follows it here, or
+        its tail already holds ``last_seq``)."""
         tail = self._tails.get(session_id)
         if tail is None:
             return False
         if last_seq is not None and tail.known_last is not None and tail.known_last >= last_seq:
             return False  # our own write, already published
+        if events:
+            tail.publish(events)  # falls back to the store if they do not follow the tail
+            self._wake(tail)
+            return True
         self.notify(session_id)
         return True
+
+    def follows(self, session_id: str) -> bool:
+        """Whether any stream here follows the session (so its events are worth decoding)."""
+        return session_id in self._tails
 
     @staticmethod
     def _wake(tail: _Tail) -> None:

@@ -1,9 +1,10 @@
 """Cross-replica stream wake-ups over PostgreSQL LISTEN/NOTIFY.
 
-Every transaction that appends events notifies ``corral_events`` with the session id (see
-``store/events.py``); each replica listens on one dedicated connection and wakes its local
-stream readers, so a client streaming from replica A sees events that replica B pumped without
-waiting for the polling backstop.
+Every transaction that appends events notifies ``corral_events`` with the session id, its new
+last seq and, when they fit, the events themselves (see :mod:`corral.store.event_notices`); each
+replica listens on one dedicated connection and hands them to its local stream readers, so a
+client streaming from replica A sees events that replica B pumped without waiting for the
+polling backstop, and usually without a store read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from corral.sessions.hub import EventHub
-from corral.store.events import EVENTS_CHANNEL
+from corral.store import event_notices
+from corral.store.event_notices import EVENTS_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,12 @@ class PostgresListener:
         self._task = asyncio.create_task(self._run(), name="pg-listener")
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        session_id, _, rest = payload.partition(" ")
-        seq, _, origin = rest.partition(" ")
-        if self._origin and origin == self._origin:
+        notice = event_notices.parse(payload)
+        if self._origin and notice.origin == self._origin:
             return  # our own commit: the writer already handed it to our readers
-        self._hub.remote(session_id, int(seq) if seq.isdigit() else None)
+        if not self._hub.follows(notice.session_id):
+            return  # every replica hears every notice; decode only those streamed here
+        self._hub.remote(notice.session_id, notice.last_seq, notice.events())
 
     async def _run(self) -> None:
         backoff = 0.5

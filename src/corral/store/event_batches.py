@@ -27,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.domain.events import Event
 from corral.domain.states import SessionState
+from corral.store import event_notices as notices
 from corral.store import events as event_repo
-from corral.store.events import EVENTS_CHANNEL
+from corral.store.event_notices import EVENTS_CHANNEL, MAX_PAYLOAD
 from corral.store.tables import events, sessions
 from corral.store.types import UTCDateTime
 
@@ -78,14 +79,14 @@ _APPEND_PG = (
     " AS u(sid, seq, type, ts, data, nid, ntype, turn, trace)"
 )
 # NOTIFY from the same statement: delivered to every replica's listener when (and only if)
-# the transaction commits. The payload is the one ``store.events.notify_payload`` builds.
+# the transaction commits. The payload is a ``store.event_notices`` notice, events attached.
 _ADVANCE_PG = (
     "UPDATE sessions SET last_seq = u.last_seq, state = u.state, stop_reason = u.stop_reason,"
     " last_activity_at = $5, updated_at = $5"
-    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[])"
-    " AS u(sid, last_seq, state, stop_reason)"
+    " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $8::text[])"
+    " AS u(sid, last_seq, state, stop_reason, body)"
     " WHERE sessions.id = u.sid"
-    " RETURNING pg_notify($6, u.sid || ' ' || u.last_seq || ' ' || $7)"
+    " RETURNING pg_notify($6, u.sid || ' ' || u.last_seq || ' ' || $7 || u.body)"
 )
 
 # SQLite: the same work with portable statements (one writer at a time, no NOTIFY).
@@ -101,6 +102,23 @@ _ADVANCE = (
         updated_at=sa.bindparam("b_at", type_=UTCDateTime),
     )
 )
+
+
+def _notice_bodies(
+    appended: list[Event], data_json: list[str], advances: list[Advance], origin: str
+) -> list[str]:
+    """Per advance, the events its notice carries (see :mod:`corral.store.event_notices`)."""
+    grouped: dict[str, tuple[list[Event], list[str]]] = {}
+    for event, data in zip(appended, data_json, strict=True):
+        group = grouped.setdefault(event.session_id, ([], []))
+        group[0].append(event)
+        group[1].append(data)
+    bodies = []
+    for a in advances:
+        batch, datas = grouped.get(a.session_id, ([], []))
+        room = MAX_PAYLOAD - len(notices.header(a.session_id, a.last_seq, origin))
+        bodies.append(notices.body(batch, datas, room) if batch else "")
+    return bodies
 
 
 async def _in_transaction(conn: AsyncConnection) -> asyncpg.Connection | None:
@@ -153,13 +171,15 @@ async def append(
         return
     driver = await _in_transaction(conn)
     if driver is not None:
+        data_json = [json.dumps(e.data) for e in appended]
+        origin = event_repo.origin_of(conn)
         await driver.execute(
             _APPEND_PG,
             [e.session_id for e in appended],
             [e.seq for e in appended],
             [e.type for e in appended],
             [e.ts for e in appended],
-            [json.dumps(e.data) for e in appended],
+            data_json,
             [e.native_id for e in appended],
             [e.native_type for e in appended],
             [e.turn_id for e in appended],
@@ -173,7 +193,8 @@ async def append(
             [a.stop_reason for a in advances],
             at,
             EVENTS_CHANNEL,
-            event_repo.origin_of(conn),
+            origin,
+            _notice_bodies(appended, data_json, advances, origin),
         )
         return
     await conn.execute(_INSERT, [event_repo.row_of(e) for e in appended])

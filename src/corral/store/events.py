@@ -8,6 +8,7 @@ transaction writes neither, so the sequence has no gaps.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -17,11 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.domain.events import Event
 from corral.store.db import ORIGIN_OPTION
+from corral.store.event_notices import EVENTS_CHANNEL, MAX_PAYLOAD, body, header
 from corral.store.tables import events, sessions
-
-#: PostgreSQL NOTIFY channel: "<session id> <last seq> <origin>" for each transaction that grew
-#: a session's log (origin: the writer's instance id, "-" when unknown).
-EVENTS_CHANNEL = "corral_events"
 
 
 async def known_native_ids(
@@ -58,8 +56,11 @@ def origin_of(conn: AsyncConnection) -> str:
     return (sync.get_execution_options().get(ORIGIN_OPTION) if sync else None) or "-"
 
 
-def notify_payload(conn: AsyncConnection, last: Event) -> str:
-    return f"{last.session_id} {last.seq} {origin_of(conn)}"
+def notify_payload(conn: AsyncConnection, batch: list[Event]) -> str:
+    """The notice of ``batch`` (see :mod:`corral.store.event_notices`), events included."""
+    last = batch[-1]
+    head = header(last.session_id, last.seq, origin_of(conn))
+    return head + body(batch, [json.dumps(e.data) for e in batch], MAX_PAYLOAD - len(head))
 
 
 async def insert_batch(
@@ -81,7 +82,7 @@ async def insert_batch(
     if conn.dialect.name == "postgresql":
         # NOTIFY from the same statement: delivered to every replica's listener when (and
         # only if) this transaction commits.
-        payload = notify_payload(conn, batch[-1])
+        payload = notify_payload(conn, batch)
         update = update.returning(sa.func.pg_notify(EVENTS_CHANNEL, payload))
     await conn.execute(update)
 
