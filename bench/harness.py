@@ -93,8 +93,8 @@ def asyncpg_dsn(url: str, database: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-async def _pg_execute(sql: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(postgres_admin_url()), timeout=8)
+async def _pg_execute(admin_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(admin_url), timeout=8)
     try:
         await conn.execute(sql)
     finally:
@@ -108,29 +108,31 @@ class Databases:
     TEMPLATE`` is fast); SQLite ones are files under ``workdir`` (Corral migrates them).
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, admin_url: str | None = None) -> None:
         self.workdir = workdir
+        #: Where PostgreSQL databases are made: the shared server unless told otherwise.
+        self.admin_url = admin_url or postgres_admin_url()
         self.postgres_error: str | None = None
         self._template: str | None = None
         self._created: list[str] = []
 
     async def check_postgres(self) -> str | None:
         try:
-            await asyncio.wait_for(_pg_execute("SELECT 1"), 10)
+            await asyncio.wait_for(_pg_execute(self.admin_url, "SELECT 1"), 10)
         except Exception as exc:
-            self.postgres_error = f"PostgreSQL not reachable at {postgres_admin_url()}: {exc}"
+            self.postgres_error = f"PostgreSQL not reachable at {self.admin_url}: {exc}"
         return self.postgres_error
 
     async def _create(self, name: str, template: str | None = None) -> None:
         self._created.append(name)  # before CREATE: a half-made database is dropped too
         suffix = f' TEMPLATE "{template}"' if template else ""
-        await _pg_execute(f'CREATE DATABASE "{name}"{suffix}')
+        await _pg_execute(self.admin_url, f'CREATE DATABASE "{name}"{suffix}')
 
     async def _template_name(self) -> str:
         if self._template is None:
             name = f"corral_bench_tpl_{uuid.uuid4().hex[:8]}"
             await self._create(name)
-            db = Database(asyncpg_dsn(postgres_admin_url(), name))
+            db = Database(asyncpg_dsn(self.admin_url, name))
             try:
                 await migrate.upgrade(db)
             finally:
@@ -146,7 +148,7 @@ class Databases:
         template = await self._template_name()
         name = f"corral_bench_{label}_{uuid.uuid4().hex[:8]}"
         await self._create(name, template)
-        return asyncpg_dsn(postgres_admin_url(), name)
+        return asyncpg_dsn(self.admin_url, name)
 
     async def _drop(self, name: str) -> None:
         # WITH (FORCE) ends our own leftover connections, but PostgreSQL 15 refuses to end an
@@ -154,7 +156,7 @@ class Databases:
         # whose process is being terminated"); that worker leaves within moments, so retry.
         for attempt in range(DROP_ATTEMPTS):
             try:
-                await _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await _pg_execute(self.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 break
             except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
                 if attempt == DROP_ATTEMPTS - 1:

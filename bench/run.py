@@ -4,10 +4,12 @@ Also writes ``bench/results/latest.json`` (``governance.json`` for the ``governa
 run, or for ``--only governance`` alone; ``observability.json`` likewise for ``observability``,
 ``gateway.json`` for ``gateway``, which runs once, not per backend: Corral's gateway on SQLite
 against the LiteLLM proxy and a bare forwarder, see :mod:`bench.gateway`).
-``--quick`` is a ~2 minute smoke run with small N (a minute of it is ``recovery``, about 35 s
+``--quick`` is a ~3 minute smoke run with small N (two of them ``recovery``, about 35 s
 ``governance``), plus about 5 minutes per backend for ``adapters``.
 PostgreSQL comes from ``CORRAL_TEST_DATABASE_URL`` (default: the loopback ``corral`` role);
-every database the run creates there is dropped at the end, also on failure or Ctrl-C.
+every database the run creates there is dropped at the end, also on failure or Ctrl-C. The
+live-session ladders of ``recovery`` also start a PostgreSQL server of their own
+(:mod:`bench.pg_server`), removed when they end.
 """
 
 from __future__ import annotations
@@ -487,6 +489,8 @@ def _recovery_rows(report: dict[str, Any]) -> list[Row]:
          lambda r: _live(_get(r, "recovery.live_1"))),
         (f"Live, 3 replicas (NOTIFY), {rate} deltas/s each: most at p99 < 50 ms",
          lambda r: _live(_get(r, "recovery.live_3"))),
+        ("Live, 1 replica, on the machine's shared PostgreSQL as configured there",
+         lambda r: _live(_get(r, "recovery.live_1_shared"))),
         ("Live: runtime deltas lost, 1 replica / 3 replicas",
          lambda r: f"{_lost(_get(r, 'recovery.live_1'))} / {_lost(_get(r, 'recovery.live_3'))}"),
     ]  # fmt: skip
