@@ -68,7 +68,6 @@ def _live_settings(backend: str) -> dict[str, str]:
 async def _postgres(dbs: Databases, workdir: Path, cfg: RecoveryConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with pg_server.dedicated() as server:
-        # Started first: the shared server's ladder below is told whether the others follow.
         dedicated = server if isinstance(server, pg_server.PgServer) else None
         async with (
             database(dbs, "postgres", "recovery") as url,
@@ -92,14 +91,17 @@ async def _postgres(dbs: Databases, workdir: Path, cfg: RecoveryConfig) -> dict[
                 await sup.stop(replica.child)
                 for name in TAKEOVER_SETTINGS:
                     replica.env.pop(name, None)
+            if dedicated is not None:
+                # First, while the shared server is quiet: dropping its database after a
+                # ladder flushes and deletes hundreds of megabytes, and the disk stalls.
+                out.update(await _on_dedicated(dedicated, workdir, cfg))
+                await dedicated.stop()
             shared = await _ladders(cluster, cfg, three=dedicated is None, postgres=_SHARED)
             if dedicated is None:
                 out.update(shared)
                 out["live_postgres_note"] = str(server)
             else:
                 out["live_1_shared"] = shared["live_1"]
-        if dedicated is not None:
-            out.update(await _on_dedicated(dedicated, workdir, cfg))
     return out
 
 
@@ -113,21 +115,16 @@ async def _on_dedicated(
     """Both ladders on the benchmark's own PostgreSQL (see :mod:`bench.pg_server`)."""
     home = workdir / "live-dedicated"
     home.mkdir(exist_ok=True)
-    dbs = Databases(home, server.admin_url)
-    try:
-        async with (
-            database(dbs, "postgres", "live") as url,
-            Supervisor(home / "logs") as sup,
-        ):
-            cluster = Cluster(sup, home, url)
-            cluster.use_local_llm()
-            await cluster.add_sims(1)
-            for _ in range(3):
-                cluster.add_replica({})
-            described = {"server": "dedicated", "settings": server.settings}
-            return await _ladders(cluster, cfg, three=True, postgres=described)
-    finally:
-        await dbs.aclose()
+    # Not dropped afterwards: the whole server goes (see ``PgServer.stop``).
+    url = await Databases(home, server.admin_url).new("postgres", "live")
+    async with Supervisor(home / "logs") as sup:
+        cluster = Cluster(sup, home, url)
+        cluster.use_local_llm()
+        await cluster.add_sims(1)
+        for _ in range(3):
+            cluster.add_replica({})
+        described = {"server": "dedicated", "settings": server.settings}
+        return await _ladders(cluster, cfg, three=True, postgres=described)
 
 
 async def _ladders(
