@@ -38,3 +38,33 @@ async def test_revoking_the_key_denies_a_prompt_already_waiting(
     resolved = [e["data"] for e in events if e["type"] == "approval.resolved"]
     assert len(resolved) == 1
     assert resolved[0]["decision"] == "deny" and resolved[0]["by"] == "policy"
+
+
+async def test_a_prompt_waiting_across_a_restart_is_denied_after_a_revocation(
+    database_url: str, opencode_sim_url: str, tmp_path: Path
+) -> None:
+    """The process that takes the turn up (here: the same instance restarted, which reclaims
+    its turns at start) never saw the prompt asked; it still applies the revocation."""
+    settings = corral_settings(
+        database_url, tmp_path, instance_id="solo", governance_tick_seconds=0.2
+    )
+    async with running_corral(settings) as first:
+        w = await _world(first, opencode_sim_url)
+        async with first.client(w["keys"]["developer"]) as dev:
+            session = await _session(dev, w["agent"]["id"], BASH)
+            await read_stream(dev, session["id"], until=lambda f: f.event == "approval.requested")
+            key_id = (await ok(await dev.get("/v1/keys")))["data"][0]["id"]
+        admin_key = first.admin_key
+    async with running_corral(settings, bootstrap=False) as again:
+        again.admin_key = admin_key
+        async with again.admin() as admin:
+            pending = await ok(await admin.get(f"/v1/sessions/{session['id']}/approvals"))
+            assert [a["status"] for a in pending] == ["pending"]
+            await ok(await admin.post(f"/v1/keys/{key_id}/revoke"))
+            await read_stream(admin, session["id"], until=turn_done, timeout=20)
+            events = await _events(admin, session["id"])
+    resolved = [e["data"] for e in events if e["type"] == "approval.resolved"]
+    assert len(resolved) == 1
+    assert resolved[0]["decision"] == "deny" and resolved[0]["by"] == "policy"
+    decisions = [e["data"]["code"] for e in events if e["type"] == "governance.decision"]
+    assert decisions == ["key_revoked"]

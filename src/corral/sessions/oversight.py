@@ -26,6 +26,7 @@ from corral.governance.rules.limits import Effective
 from corral.governance.rules.tools import tool_use
 from corral.sessions.pump import Pump
 from corral.sessions.settlement import Tally, TurnSettlement, subject_of
+from corral.store import approvals as approval_repo
 from corral.store import events as event_repo
 from corral.store import governance as governance_repo
 from corral.store import sessions as session_repo
@@ -86,6 +87,7 @@ class Oversight:
         self._db = db
         self._governor = governor
         self._turns: dict[str, TurnState] = {}  # session id -> its live turn
+        self._adopted: set[tuple[str, str | None]] = set()  # (session, turn) looked at by _adopt
         # Parked well inside the ledger's grace for ended turns, so their own settlement always
         # comes before a sweeper would settle them from the log.
         grace = min(3.0, governor.ledger.timings.durable_grace / 4)
@@ -95,6 +97,11 @@ class Oversight:
     async def begin(
         self, session: Session, turn_id: str, model: str | None, reservation: Reservation | None
     ) -> None:
+        self._turns[session.id] = await self._new_state(session, turn_id, model, reservation)
+
+    async def _new_state(
+        self, session: Session, turn_id: str, model: str | None, reservation: Reservation | None
+    ) -> TurnState:
         subject = subject_of(session)
         limits = await self._governor.limits_for(subject)
         calls = 0
@@ -103,7 +110,7 @@ class Oversight:
                 calls = await event_repo.count_of_type(conn, session.id, EventType.TOOL_CALL.value)
         watch = TurnWatch(calls, session.cost_micros, time.monotonic())
         tally = Tally(turn_id, subject, reservation)
-        self._turns[session.id] = TurnState(turn_id, subject, limits, watch, model, tally)
+        return TurnState(turn_id, subject, limits, watch, model, tally)
 
     async def _state(
         self, pump: Pump, turn_id: str | None, *, ends_later: bool = False
@@ -124,10 +131,13 @@ class Oversight:
             session = await session_repo.get_session(conn, pump.session_id)
         if session is None or (session.current_turn_id != turn_id and not ends_later):
             return None
-        await self.begin(session, turn_id, None, None)
-        state = self._turns[pump.session_id]
-        state.recovered = True
-        return state
+        fresh = await self._new_state(session, turn_id, None, None)
+        state = self._turns.get(pump.session_id)
+        if state is not None and state.turn_id == turn_id:
+            return state  # taken up meanwhile (the pump's observer and the tick both may)
+        fresh.recovered = True
+        self._turns[pump.session_id] = fresh
+        return fresh
 
     async def observe(self, pump: Pump, events: list[Event]) -> None:
         # The turns this batch ends, with the seq of their end: an event before it belongs to a
@@ -246,6 +256,7 @@ class Oversight:
         """Stop turns past their wall-clock limit even when the runtime has gone quiet; settle
         ended turns whose grace for late usage is over."""
         await self.settlement.due()
+        await self._adopt(pumps)
         now = time.monotonic()
         epoch: int | None = None
         for session_id, state in list(self._turns.items()):
@@ -260,6 +271,38 @@ class Oversight:
                     async with self._db.read() as conn:
                         epoch = await governance_repo.read_epoch(conn)
                 await self._revisit(pump, state, epoch)
+
+    async def _adopt(self, pumps: dict[str, Pump]) -> None:
+        """Take up turns this process pumps but never observed an event of (taken over, or
+        recovered after a restart, while the runtime waits for a person): their limits apply
+        from now on, and prompts already waiting are decided again at once (a key revoked
+        during the takeover denies them) and at every epoch change after that, as if this
+        process had seen them asked."""
+        self._adopted &= {(sid, p.turn_id) for sid, p in pumps.items()}
+        for session_id, pump in pumps.items():
+            key = (session_id, pump.turn_id)
+            if pump.turn_id is None or session_id in self._turns or key in self._adopted:
+                continue
+            self._adopted.add(key)  # once per turn, whatever the outcome
+            state = await self._state(pump, pump.turn_id)
+            if state is None or not state.recovered:
+                continue
+            async with self._db.read() as conn:
+                waiting = {
+                    a.id
+                    for a in await approval_repo.list_for_session(
+                        conn, session_id, statuses=("pending",)
+                    )
+                    if a.turn_id == pump.turn_id
+                }
+                asked = await event_repo.of_type(
+                    conn, session_id, EventType.APPROVAL_REQUESTED.value, turn_id=pump.turn_id
+                ) if waiting else []  # fmt: skip
+            for event in asked:
+                approval_id = event.data.get("approval_id")
+                if approval_id in waiting:
+                    state.asked.add(str(event.data.get("call_id") or ""))
+                    state.open_prompts[approval_id] = (-1, event.data)
 
     async def _revisit(self, pump: Pump, state: TurnState, epoch: int) -> None:
         """Prompts waiting for a human, decided again after a revocation or policy change: one
