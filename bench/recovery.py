@@ -73,11 +73,7 @@ async def _postgres(dbs: Databases, workdir: Path, cfg: RecoveryConfig) -> dict[
             database(dbs, "postgres", "recovery") as url,
             Supervisor(workdir / "recovery-postgres-logs") as sup,
         ):
-            cluster = Cluster(sup, workdir, url)
-            cluster.use_local_llm()
-            await cluster.add_sims(1)
-            for _ in range(3):
-                cluster.add_replica(TAKEOVER_SETTINGS)
+            cluster = await _cluster(sup, workdir, url, 3, TAKEOVER_SETTINGS)
             await cluster.start(cluster.replicas[0])  # bootstraps the org, prints the admin key
             await asyncio.gather(*(cluster.start(r) for r in cluster.replicas[1:]))
             await cluster.setup()
@@ -118,22 +114,20 @@ async def _on_dedicated(
     # Not dropped afterwards: the whole server goes (see ``PgServer.stop``).
     url = await Databases(home, server.admin_url).new("postgres", "live")
     async with Supervisor(home / "logs") as sup:
-        cluster = Cluster(sup, home, url)
-        cluster.use_local_llm()
-        await cluster.add_sims(1)
-        for _ in range(3):
-            cluster.add_replica({})
+        cluster = await _cluster(sup, home, url, 3)
         described = {"server": "dedicated", "settings": server.settings}
         return await _ladders(cluster, cfg, three=True, postgres=described)
 
 
 async def _ladders(
-    cluster: Cluster, cfg: RecoveryConfig, *, three: bool, postgres: dict[str, Any]
+    cluster: Cluster, cfg: RecoveryConfig, *, three: bool, postgres: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The ladder on the cluster's first replica, then (``three``) on all three of them; the
-    replicas are stopped on entry and left running."""
+    replicas are stopped on entry and left running. ``postgres``: which server (None: SQLite)."""
     out: dict[str, Any] = {}
-    about = {"settings": _live_settings("postgres"), "postgres": postgres}
+    about: dict[str, Any] = {"settings": _live_settings("postgres" if postgres else "sqlite")}
+    if postgres is not None:
+        about["postgres"] = postgres
     pool = live.Pool()
     try:
         first = cluster.replicas[0]
@@ -157,22 +151,20 @@ async def _sqlite(dbs: Databases, workdir: Path, cfg: RecoveryConfig) -> dict[st
         database(dbs, "sqlite", "recovery") as url,
         Supervisor(workdir / "recovery-sqlite-logs") as sup,
     ):
-        cluster = Cluster(sup, workdir, url)
-        cluster.use_local_llm()
-        await cluster.add_sims(1)
-        replica = cluster.add_replica({})
-        await cluster.start(replica)
-        await cluster.setup()
-        pool = live.Pool()
-        try:
-            return {
-                "live_1": {
-                    **await live.ladder(cluster, [replica], pool, cfg.live),
-                    "settings": _live_settings("sqlite"),
-                }
-            }
-        finally:
-            await pool.aclose()
+        cluster = await _cluster(sup, workdir, url, 1)
+        return await _ladders(cluster, cfg, three=False, postgres=None)
+
+
+async def _cluster(
+    sup: Supervisor, workdir: Path, url: str, replicas: int, settings: dict[str, str] | None = None
+) -> Cluster:
+    """One simulated OpenCode answering the LLM's script itself, and ``replicas`` not started."""
+    cluster = Cluster(sup, workdir, url)
+    cluster.use_local_llm()
+    await cluster.add_sims(1)
+    for _ in range(replicas):
+        cluster.add_replica(settings or {})
+    return cluster
 
 
 async def run(dbs: Databases, backend: str, workdir: Path, cfg: RecoveryConfig) -> dict[str, Any]:
