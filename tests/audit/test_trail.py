@@ -14,6 +14,7 @@ from corral.audit.service import verify_database
 from tests.audit.support import records, wait_for, world
 from tests.support.corral import CorralServer, corral_settings, ok, running_corral
 from tests.support.sse import read_stream, turn_done
+from tests.telemetry.scenario import eventually
 
 RM = '[[tool:bash {"command":"rm -rf /tmp/x","description":"clean"}]]'
 
@@ -147,8 +148,14 @@ async def test_sessions_decisions_and_refusals_are_recorded(
     start = one(started, resource_id=session["id"])
     assert start["details"]["agent_id"] == agent_id
     # The request that started the turn is in the turn's trace: the audit names that trace.
+    # Spans of a turn are stored a grace period after it ends, so wait for them.
     async with trail.admin() as admin:
-        trace = await ok(await admin.get(f"/v1/sessions/{session['id']}/trace"))
+
+        async def traced() -> Any:
+            trace = await ok(await admin.get(f"/v1/sessions/{session['id']}/trace"))
+            return trace if trace["spans"] else None
+
+        trace = await eventually(traced)
     assert start["trace_id"] is not None and start["trace_id"] in str(trace)
     assert decision["trace_id"] is not None and decision["trace_id"] != start["trace_id"]
     use = tool[0]
