@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from corral.domain.events import Event, EventDraft, EventType
 from corral.sessions.batch import Write, record_all
@@ -17,6 +16,7 @@ from corral.store import events as event_repo
 from corral.store.event_notices import EVENTS_CHANNEL, MAX_PAYLOAD
 from corral.store.types import utcnow
 from tests.support.corral import CorralServer
+from tests.support.databases import _asyncpg_dsn
 from tests.support.fleet import developer_agent, make_session
 
 SID = "ses_n"
@@ -64,8 +64,7 @@ async def test_committed_batches_announce_their_events_as_stored(
     small = (await make_session(corral, dev["key"], agent["id"]))["id"]
     large = (await make_session(corral, dev["key"], agent["id"]))["id"]
     heard: list[str] = []
-    dsn = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(_asyncpg_dsn(db.url))
     try:
         await conn.add_listener(EVENTS_CHANNEL, lambda _c, _p, _ch, payload: heard.append(payload))
         delta, usage = EventType.MESSAGE_DELTA, EventType.USAGE
